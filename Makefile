@@ -1,0 +1,109 @@
+# cowdag build.  `make run` serves the default config, `make test` runs every
+# unit and integration test; both first install missing Debian packages (see
+# the `deps` target).  Everything built lands under build/ (build/asan/ for
+# the sanitizer build).
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson
+TESTPKG := cmocka
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev
+
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I.
+LDLIBS  += -lm
+
+# pkg-config is asked only once the packages are there (see deps).
+PC_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PC_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
+
+# --- sources, one folder per concern -----------------------------------------
+
+HEAP_SRC     := heap/heap.c heap/gc.c
+MEMSTATS_SRC := memstats/proc.c memstats/pagemap.c
+SERVER_SRC   := server/state.c server/cowtest.c
+MAIN_SRC     := server/main.c
+
+LIB_SRC := $(HEAP_SRC) $(MEMSTATS_SRC) $(SERVER_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_TESTS := test_heap test_gc test_memstats test_fork
+TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
+
+BENCH_BINS := $(BUILD)/bench/bench_heap
+
+.PHONY: all deps test unit-tests stress-tests cowtest-tests asan run bench clean
+
+all: deps $(BUILD)/cowdag
+
+# --- Debian packages ----------------------------------------------------------
+# Installs what is missing when run as root; otherwise says what to install.
+deps:
+	@missing=""; \
+	for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "deps: missing Debian packages:$$missing"; \
+	    echo "deps: run as root:  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# --- build rules --------------------------------------------------------------
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+
+$(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
+
+# --- tests --------------------------------------------------------------------
+# Unit tests, then the same heap and collector suites with a collection on
+# every allocation, then the copy-on-write bounds of `cowdag cowtest`.
+
+COWTEST_RECORDS ?= 300000
+
+test: all $(TEST_BINS) $(BUILD)/tests/test_cowtest
+	@$(MAKE) --no-print-directory unit-tests stress-tests cowtest-tests
+
+unit-tests: $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $$t; done
+
+stress-tests: $(BUILD)/tests/test_heap $(BUILD)/tests/test_gc
+	@set -e; for t in $^; do echo "== $$t (COWDAG_GC_STRESS=1)"; COWDAG_GC_STRESS=1 $$t; done
+
+cowtest-tests: $(BUILD)/cowdag $(BUILD)/tests/test_cowtest
+	@echo "== $(BUILD)/tests/test_cowtest ($(COWTEST_RECORDS) records)"
+	@COWDAG=$(BUILD)/cowdag COWTEST_RECORDS=$(COWTEST_RECORDS) $(BUILD)/tests/test_cowtest
+
+# The sanitizer build: the same tests under ASan and UBSan.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DCOWDAG_GC_DEBUG" \
+	  LDFLAGS="-fsanitize=address,undefined" COWTEST_RECORDS=20000 test
+
+run: all
+	$(BUILD)/cowdag serve -c config/cowdag.json
+
+bench: all $(BENCH_BINS)
+	@sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,261 @@
+/* heap: cowdag's managed object heap, its allocator and reference counts.
+ * The object layout and the allocator are described below; the collector
+ * that finds cycles is in heap/gc.h (algorithm at the top of heap/gc.c).
+ *
+ * Object layout.  Every object starts with a 16-byte header holding its
+ * reference count, so taking or dropping a reference writes the object's own
+ * page, as in CPython.  Containers (list, dict, table) are tracked by the
+ * collector and carry its link -- two list pointers -- in the 16 bytes just
+ * before the header, so the collector's writes land on the object's own page
+ * too.  The working count the collector uses (gc_refs) is in the header.
+ *
+ *     tracked:    [ gc next | gc prev ][ rc | type flags class | gc_refs ][ body ]
+ *     untracked:                       [ rc | type flags class | gc_refs ][ body ]
+ *                                      ^ heap_obj *
+ *
+ * Allocator.  Blocks up to HEAP_SMALL_MAX bytes come from size-classed pools
+ * (16-byte classes) carved out of 1 MiB mmap'ed arenas; larger blocks get a
+ * mapping of their own.  Arenas and large mappings are madvise'd
+ * MADV_NOHUGEPAGE, so a write after fork copies one 4 KiB page.  Each arena
+ * and large mapping records the fork epoch it was made in: after
+ * heap_after_fork() the ones from an earlier epoch are "inherited", and the
+ * worker never allocates into them again (frees of inherited blocks are
+ * counted and the memory left as is, so nothing writes inherited pages but
+ * reference counts and, by mode, the collector).
+ *
+ * Ownership.  Every function that returns an object says whether the caller
+ * gets a new reference (it must heap_decref it) or a borrowed one (valid
+ * while the container holds it).  Functions that take an object either borrow
+ * it (they heap_incref what they keep) or, where the name ends in _new, steal
+ * the caller's reference, as jansson does.
+ *
+ * Errors.  Allocation failure aborts with a message (heap_oom); there is no
+ * NULL-returning object constructor.  Misuse of the API (a wrong type where
+ * a list is required) is a bug and panics; bad user input is checked by the
+ * callers before it reaches here.
+ *
+ * The heap is one per process, like an interpreter's: heap_init() once,
+ * heap_destroy() to unmap everything (tests).
+ */
+#ifndef COWDAG_HEAP_H
+#define COWDAG_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HEAP_OK 0
+#define HEAP_ERR (-1)
+
+#define HEAP_ARENA_SIZE (1u << 20) /* 1 MiB, aligned to its size */
+#define HEAP_POOL_SIZE (1u << 14)  /* 16 KiB, aligned to its size */
+#define HEAP_ALIGN 16u
+#define HEAP_SMALL_MAX 512u /* larger blocks get their own mapping */
+
+typedef enum heap_type {
+    HT_NONE,
+    HT_BOOL,
+    HT_INT,
+    HT_FLOAT,
+    HT_STR,
+    HT_LIST,
+    HT_DICT,
+    HT_ARRAY,
+    HT_TABLE,
+    HT__COUNT
+} heap_type;
+
+/* Header flag bits (heap_obj.flags).
+ *   TRACKED     on one of the collector's generation lists.
+ *   IMMORTAL    heap_incref/heap_decref never write the object; never freed.
+ *   COLLECTING  member of the generation being collected (collector only).
+ *   UNREACHABLE tentatively unreachable during move_unreachable (ditto).
+ *   LARGE       lives in a mapping of its own, not in a pool.
+ *   STATIC      a statically allocated singleton (none, bools, small ints). */
+enum {
+    HF_TRACKED = 1u << 0,
+    HF_IMMORTAL = 1u << 1,
+    HF_COLLECTING = 1u << 2,
+    HF_UNREACHABLE = 1u << 3,
+    HF_LARGE = 1u << 4,
+    HF_STATIC = 1u << 5,
+};
+
+typedef struct heap_obj {
+    int64_t rc;      /* reference count */
+    uint8_t type;    /* heap_type */
+    uint8_t flags;   /* HF_* */
+    uint16_t sclass; /* size class of the block (pools only) */
+    int32_t gc_refs; /* the collector's working count, meaningful mid-collection */
+} heap_obj;
+
+typedef enum heap_dtype { HD_F64, HD_I64 } heap_dtype;
+
+/* --- lifetime ----------------------------------------------------------- */
+
+typedef struct heap_config {
+    size_t large_cache_bytes; /* freed large mappings kept for reuse (0: none) */
+} heap_config;
+
+/* Initialises the process's heap and its collector (tuned, 700/10/10).
+ * NULL config takes the defaults.  Reads COWDAG_GC_STRESS from the
+ * environment: when set to 1, every object allocation runs a full
+ * collection first (see gc.h). */
+void heap_init(const heap_config *config);
+
+/* Unmaps every arena and mapping.  Every object becomes invalid. */
+void heap_destroy(void);
+
+/* Called in a forked child: starts a new epoch.  Arenas and large mappings
+ * made before it are inherited from then on and never allocated from again;
+ * the free-mapping cache is dropped; per-process statistics restart. */
+void heap_after_fork(void);
+
+/* --- reference counts --------------------------------------------------- */
+
+void heap__dealloc(heap_obj *o);
+
+static inline void heap_incref(heap_obj *o)
+{
+    if (!(o->flags & HF_IMMORTAL))
+        o->rc++;
+}
+
+static inline void heap_decref(heap_obj *o)
+{
+    if (o->flags & HF_IMMORTAL)
+        return;
+    if (--o->rc == 0)
+        heap__dealloc(o);
+}
+
+static inline void heap_xdecref(heap_obj *o)
+{
+    if (o)
+        heap_decref(o);
+}
+
+static inline heap_type heap_type_of(const heap_obj *o) { return (heap_type)o->type; }
+
+const char *heap_type_name(heap_type t);
+
+/* --- scalars ------------------------------------------------------------ */
+
+heap_obj *heap_none(void);            /* new reference (immortal singleton) */
+heap_obj *heap_bool(bool v);          /* new reference (immortal singleton) */
+heap_obj *heap_int_new(int64_t v);    /* new reference; -5..256 are shared immortals */
+heap_obj *heap_float_new(double v);   /* new reference */
+int64_t heap_int_value(const heap_obj *o);
+double heap_float_value(const heap_obj *o);
+bool heap_bool_value(const heap_obj *o);
+
+/* --- str: immutable bytes, NUL-terminated, hash computed at creation ----- */
+
+heap_obj *heap_str_new(const char *s, size_t len); /* new reference */
+heap_obj *heap_str_from(const char *s);            /* new reference */
+const char *heap_str_data(const heap_obj *o);      /* valid while o lives */
+size_t heap_str_len(const heap_obj *o);
+uint64_t heap_str_hash(const heap_obj *o);
+bool heap_str_eq(const heap_obj *o, const char *s, size_t len);
+
+/* --- list --------------------------------------------------------------- */
+
+heap_obj *heap_list_new(size_t capacity);             /* new reference */
+size_t heap_list_len(const heap_obj *l);
+heap_obj *heap_list_get(const heap_obj *l, size_t i); /* borrowed */
+void heap_list_append(heap_obj *l, heap_obj *item);   /* borrows item */
+void heap_list_append_new(heap_obj *l, heap_obj *item); /* steals item */
+void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item); /* steals item */
+void heap_list_clear(heap_obj *l);
+
+/* --- dict: insertion-ordered, keys are str or int ----------------------- */
+
+heap_obj *heap_dict_new(void); /* new reference */
+size_t heap_dict_len(const heap_obj *d);
+/* Borrow key and value (both are incref'ed when stored). */
+void heap_dict_set(heap_obj *d, heap_obj *key, heap_obj *value);
+/* Steal value; borrow key. */
+void heap_dict_set_new(heap_obj *d, heap_obj *key, heap_obj *value);
+/* Steals value; the key is a new str made from s. */
+void heap_dict_set_str_new(heap_obj *d, const char *key, heap_obj *value);
+heap_obj *heap_dict_get(const heap_obj *d, const heap_obj *key);    /* borrowed, NULL if absent */
+heap_obj *heap_dict_get_str(const heap_obj *d, const char *key);    /* borrowed, NULL if absent */
+heap_obj *heap_dict_get_int(const heap_obj *d, int64_t key);        /* borrowed, NULL if absent */
+bool heap_dict_del(heap_obj *d, const heap_obj *key);               /* true if it was there */
+/* Iteration in insertion order: start with *pos = 0; borrowed key/value. */
+bool heap_dict_next(const heap_obj *d, size_t *pos, heap_obj **key, heap_obj **value);
+void heap_dict_clear(heap_obj *d);
+
+/* --- array: contiguous float64 or int64 --------------------------------- */
+
+heap_obj *heap_array_new(heap_dtype dtype, size_t len); /* new reference, zeroed */
+heap_dtype heap_array_dtype(const heap_obj *a);
+size_t heap_array_len(const heap_obj *a);
+double *heap_array_f64(heap_obj *a);   /* NULL unless HD_F64 */
+int64_t *heap_array_i64(heap_obj *a);  /* NULL unless HD_I64 */
+
+/* --- table: named columns of equal length (arrays or lists of str) ------ */
+
+heap_obj *heap_table_new(size_t nrows); /* new reference */
+size_t heap_table_nrows(const heap_obj *t);
+size_t heap_table_ncols(const heap_obj *t);
+/* Borrows name and column; the column's length must equal nrows. */
+void heap_table_add_column(heap_obj *t, heap_obj *name, heap_obj *column);
+heap_obj *heap_table_column(const heap_obj *t, const char *name); /* borrowed or NULL */
+heap_obj *heap_table_column_at(const heap_obj *t, size_t i);      /* borrowed */
+heap_obj *heap_table_name_at(const heap_obj *t, size_t i);        /* borrowed */
+
+/* --- traversal ---------------------------------------------------------- */
+
+/* Calls visit(child, arg) for each object o refers to directly (every type;
+ * scalars have none).  Stops and returns the first nonzero visit result. */
+typedef int (*heap_visit_fn)(heap_obj *child, void *arg);
+int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg);
+
+/* Walks every live object of the heap (pools and large mappings), in
+ * address order within an arena.  The callback must not allocate or free. */
+typedef void (*heap_walk_fn)(heap_obj *o, void *arg);
+void heap_walk(heap_walk_fn fn, void *arg);
+
+/* --- raw blocks (container storage, array data) ------------------------- */
+
+/* Sized allocation: the caller passes the same size back to free.  Raw
+ * blocks hold no objects' headers and are never walked. */
+void *heap_raw_alloc(size_t size);
+void heap_raw_free(void *p, size_t size);
+
+/* --- inherited regions and figures -------------------------------------- */
+
+typedef struct heap_region {
+    uintptr_t start, end; /* [start, end) */
+} heap_region;
+
+/* Fills up to max regions (arenas and large mappings) inherited from an
+ * earlier epoch; returns how many exist (may exceed max). */
+size_t heap_inherited_regions(heap_region *out, size_t max);
+
+/* Same, for every region of the current heap (used by a master to know what
+ * its children will inherit). */
+size_t heap_all_regions(heap_region *out, size_t max);
+
+typedef struct heap_stats {
+    uint64_t objects;          /* live objects (statics excluded) */
+    uint64_t objects_by_type[HT__COUNT];
+    uint64_t live_bytes;       /* bytes in live blocks, objects and raw */
+    uint64_t peak_bytes;       /* high-water mark of live_bytes since reset */
+    uint64_t arenas;           /* arenas mapped */
+    uint64_t inherited_arenas; /* of which inherited */
+    uint64_t large_maps;       /* large mappings live */
+    uint64_t inherited_large_maps;
+    uint64_t mapped_bytes;     /* arenas + large mappings + cache */
+    uint64_t inherited_frees;  /* blocks freed in inherited memory (left in place) */
+    uint32_t epoch;            /* forks since heap_init in this line of processes */
+} heap_stats;
+
+void heap_get_stats(heap_stats *out);
+void heap_reset_peak(void);
+
+/* Aborts with a message; used for allocation failure and broken invariants. */
+_Noreturn void heap_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,21 @@
+/* state: building the master's read-mostly state in the managed heap.
+ * The synthetic customer store follows the spec's generator exactly, so
+ * other implementations can rebuild the same records to compare. */
+#ifndef COWDAG_STATE_H
+#define COWDAG_STATE_H
+
+#include <stdint.h>
+
+#include "heap/heap.h"
+
+/* The spec's record store: a dict from int id (0..count-1) to a record dict
+ * {"id", "name", "segment", "spend", "tags"}, where spend is a list of 12
+ * floats drawn from x = (1103515245*x + 12345) & 0x7fffffff (x starts at
+ * seed; value = (x % 100000) / 100.0), name is "customer-<i>", segment
+ * i % 16, and tags ["t<i%7>", "t<i%11>"].  The five key strings are shared
+ * by every record.  Returns a new reference. */
+heap_obj *srv_state_generate_records(uint64_t count, uint64_t seed);
+
+#define SRV_SPEND_LEN 12
+
+#endif
