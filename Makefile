@@ -9,8 +9,12 @@ TESTPKG := cmocka
 DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev
 
 BUILD   ?= build
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I.
+# OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
+# on the command line are added, not substituted.
+OPTFLAGS ?= -O2 -g
+SANFLAGS ?=
+override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 LDLIBS  += -lm
 
 # pkg-config is asked only once the packages are there (see deps).
@@ -93,9 +97,8 @@ cowtest-tests: $(BUILD)/cowdag $(BUILD)/tests/test_cowtest
 
 # The sanitizer build: the same tests under ASan and UBSan.
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DCOWDAG_GC_DEBUG" \
-	  LDFLAGS="-fsanitize=address,undefined" COWTEST_RECORDS=20000 test
+	@$(MAKE) --no-print-directory BUILD=build/asan OPTFLAGS="-O1 -g -fno-omit-frame-pointer -DCOWDAG_GC_DEBUG" \
+	  SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" COWTEST_RECORDS=20000 test
 
 run: all
 	$(BUILD)/cowdag serve -c config/cowdag.json

@@ -13,6 +13,18 @@
 #include "heap/gc.h"
 #include "heap/heap_internal.h"
 
+/* In sanitizer builds, free blocks, unused pool space and cached mappings
+ * are poisoned, so AddressSanitizer catches use-after-free inside our own
+ * pools too.  The free-list link is read through freelink(). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* ====================================================================== */
 /* {  Internal structures                                                  */
 /* ====================================================================== */
@@ -269,6 +281,7 @@ static void arena_release(int32_t i)
 {
     arena *a = &H.arenas[i];
     usable_remove(i);
+    UNPOISON((void *)a->base, HEAP_ARENA_SIZE);
     munmap((void *)a->base, HEAP_ARENA_SIZE);
     a->base = 0;
     H.stats.arenas--;
@@ -305,6 +318,14 @@ static void ring_remove(pool **head, pool *p)
     }
 }
 
+static void *freelink(void *b)
+{
+    UNPOISON(b, sizeof(void *));
+    void *next = *(void **)b;
+    POISON(b, sizeof(void *));
+    return next;
+}
+
 static pool *pool_new(unsigned kind, unsigned sc)
 {
     int32_t ai = H.usable >= 0 ? H.usable : arena_new();
@@ -325,6 +346,7 @@ static pool *pool_new(unsigned kind, unsigned sc)
                 .arena = (uint32_t)ai,
                 .nextoffset = (uint32_t)POOL_HDR,
                 .maxnextoffset = (uint32_t)(HEAP_POOL_SIZE - bs)};
+    POISON((char *)p + POOL_HDR, HEAP_POOL_SIZE - POOL_HDR);
     ring_insert(&H.usedpools[kind][sc], p);
     return p;
 }
@@ -336,11 +358,12 @@ static void *small_alloc(unsigned kind, unsigned sc)
         p = pool_new(kind, sc);
     void *b = p->freeblock;
     if (b) {
-        p->freeblock = *(void **)b;
+        p->freeblock = freelink(b);
     } else {
         b = (char *)p + p->nextoffset;
         p->nextoffset += (uint32_t)class_size(sc);
     }
+    UNPOISON(b, class_size(sc));
     p->nused++;
     if (pool_full(p))
         ring_remove(&H.usedpools[kind][sc], p);
@@ -361,6 +384,7 @@ static void small_free(void *b)
     bool was_full = pool_full(p);
     *(void **)b = p->freeblock;
     p->freeblock = b;
+    POISON(b, class_size(p->sclass));
     if (--p->nused > 0) {
         if (was_full)
             ring_insert(&H.usedpools[p->kind][p->sclass], p);
@@ -400,6 +424,7 @@ static void *large_alloc(unsigned kind, size_t n, bool *fresh)
     for (size_t i = 0; i < H.ncache; i++) {
         if (H.cache[i].map_size == ms) {
             base = (void *)H.cache[i].base;
+            UNPOISON(base, ms);
             H.cache[i] = H.cache[--H.ncache];
             H.cache_bytes -= ms;
             break;
@@ -429,6 +454,7 @@ static void *large_alloc(unsigned kind, size_t n, bool *fresh)
 
 static void large_unmap(uintptr_t base, size_t ms)
 {
+    UNPOISON((void *)base, ms);
     munmap((void *)base, ms);
     H.stats.mapped_bytes -= ms;
 }
@@ -462,6 +488,7 @@ static void large_free(void *b)
             H.cache_bytes -= old.map_size;
             large_unmap(old.base, old.map_size);
         }
+        POISON((void *)base, ms);
         H.cache[H.ncache++] = (cached_map){base, ms};
         H.cache_bytes += ms;
         return;
@@ -596,8 +623,10 @@ void heap_destroy(void)
     if (!H.initialised)
         return;
     for (uint32_t i = 0; i < H.narenas; i++)
-        if (H.arenas[i].base)
+        if (H.arenas[i].base) {
+            UNPOISON((void *)H.arenas[i].base, HEAP_ARENA_SIZE);
             munmap((void *)H.arenas[i].base, HEAP_ARENA_SIZE);
+        }
     free(H.arenas);
     for (large_node *n = H.large, *next; n; n = next) {
         next = n->next;
@@ -1328,7 +1357,7 @@ static void walk_pool(pool *p, heap_walk_fn fn, void *arg)
     size_t bs = class_size(p->sclass);
     size_t nblocks = (p->nextoffset - POOL_HDR) / bs;
     uint8_t isfree[HEAP_POOL_SIZE / HEAP_ALIGN / 8] = {0};
-    for (char *f = p->freeblock; f; f = *(char **)f) {
+    for (char *f = p->freeblock; f; f = freelink(f)) {
         size_t i = (size_t)(f - ((char *)p + POOL_HDR)) / bs;
         isfree[i / 8] |= (uint8_t)(1u << (i % 8));
     }
