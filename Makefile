@@ -7,6 +7,7 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson
 TESTPKG := cmocka
 DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev
+BENCH_DEBS := jq
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -38,15 +39,21 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap
 
-.PHONY: all deps test unit-tests stress-tests cowtest-tests asan run bench clean
+.PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench clean
 
 all: deps $(BUILD)/cowdag
 
 # --- Debian packages ----------------------------------------------------------
 # Installs what is missing when run as root; otherwise says what to install.
 deps:
+	@$(MAKE) --no-print-directory install-debs WANT="$(DEBS)"
+
+deps-bench:
+	@$(MAKE) --no-print-directory install-debs WANT="$(DEBS) $(BENCH_DEBS)"
+
+install-debs:
 	@missing=""; \
-	for p in $(DEBS); do \
+	for p in $(WANT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -103,7 +110,7 @@ asan: deps
 run: all
 	$(BUILD)/cowdag serve -c config/cowdag.json
 
-bench: all $(BENCH_BINS)
+bench: deps-bench $(BUILD)/cowdag $(BENCH_BINS)
 	@sh bench/run.sh $(BUILD)
 
 clean:
