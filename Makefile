@@ -25,16 +25,14 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 
 # --- sources, one folder per concern -----------------------------------------
 
-HEAP_SRC     := heap/heap.c heap/gc.c
-MEMSTATS_SRC := memstats/proc.c memstats/pagemap.c
-SERVER_SRC   := server/state.c server/cowtest.c
-MAIN_SRC     := server/main.c
-
-LIB_SRC := $(HEAP_SRC) $(MEMSTATS_SRC) $(SERVER_SRC)
+MAIN_SRC := server/main.c
+LIB_SRC  := $(sort $(wildcard heap/*.c memstats/*.c dag/*.c handlers/*.c) \
+                   $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 
-UNIT_TESTS := test_heap test_gc test_memstats test_fork
+# Every tests/test_*.c is a cmocka suite; test_cowtest runs the binary.
+UNIT_TESTS := $(filter-out test_cowtest,$(patsubst tests/%.c,%,$(wildcard tests/test_*.c)))
 TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap

@@ -1178,14 +1178,19 @@ void heap_dict_clear(heap_obj *dobj)
 /* {  array and table                                                      */
 /* ====================================================================== */
 
-heap_obj *heap_array_new(heap_dtype dtype, size_t len)
+static heap_obj *array_new(heap_dtype dtype, size_t len, bool zero)
 {
+    if (len > SIZE_MAX / 16)
+        heap_panic("array of %zu elements", len);
     h_array *a = (h_array *)obj_alloc(HT_ARRAY, sizeof(h_array));
     a->dtype = dtype;
     a->len = len;
-    a->data = len ? block_alloc(KIND_RAW, len * 8, true) : NULL;
+    a->data = len ? block_alloc(KIND_RAW, len * 8, zero) : NULL;
     return &a->h;
 }
+
+heap_obj *heap_array_new(heap_dtype dtype, size_t len) { return array_new(dtype, len, true); }
+heap_obj *heap_array_new_uninit(heap_dtype dtype, size_t len) { return array_new(dtype, len, false); }
 
 heap_dtype heap_array_dtype(const heap_obj *a)
 {

@@ -189,6 +189,9 @@ void heap_dict_clear(heap_obj *d);
 /* --- array: contiguous float64 or int64 --------------------------------- */
 
 heap_obj *heap_array_new(heap_dtype dtype, size_t len); /* new reference, zeroed */
+/* New reference, contents undefined: for results that write every element
+ * (a reused large buffer then costs neither page faults nor a memset). */
+heap_obj *heap_array_new_uninit(heap_dtype dtype, size_t len);
 heap_dtype heap_array_dtype(const heap_obj *a);
 size_t heap_array_len(const heap_obj *a);
 double *heap_array_f64(heap_obj *a);   /* NULL unless HD_F64 */

@@ -1,0 +1,499 @@
+/* value.c: JSON in (jansson -> heap) and out (heap -> streaming writer);
+ * see dag/value.h for why output does not go through jansson. */
+#include "dag/value.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ====================================================================== */
+/* {  Types                                                                */
+/* ====================================================================== */
+
+static const char *const vtype_names[] = {"any", "int", "float", "str", "bool", "array", "list", "dict"};
+
+int dag_vtype_parse(const char *s, dag_vtype *out)
+{
+    for (size_t i = 0; i < sizeof vtype_names / sizeof *vtype_names; i++) {
+        if (strcmp(s, vtype_names[i]) == 0) {
+            *out = (dag_vtype)i;
+            return DAG_OK;
+        }
+    }
+    return DAG_ERR;
+}
+
+const char *dag_vtype_name(dag_vtype t)
+{
+    return (unsigned)t < sizeof vtype_names / sizeof *vtype_names ? vtype_names[t] : "?";
+}
+
+bool dag_value_is(const heap_obj *o, dag_vtype t)
+{
+    switch (t) {
+    case DV_ANY:
+        return true;
+    case DV_INT:
+        return o->type == HT_INT;
+    case DV_FLOAT:
+        return o->type == HT_FLOAT || o->type == HT_INT;
+    case DV_STR:
+        return o->type == HT_STR;
+    case DV_BOOL:
+        return o->type == HT_BOOL;
+    case DV_ARRAY:
+        return o->type == HT_ARRAY;
+    case DV_LIST:
+        return o->type == HT_LIST;
+    case DV_DICT:
+        return o->type == HT_DICT;
+    }
+    return false;
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  JSON in                                                              */
+/* ====================================================================== */
+
+static const char *json_kind(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "bool";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return DAG_ERR;
+}
+
+/* Generic conversion: what json.loads would give, as heap objects. */
+static heap_obj *from_json_any(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        heap_obj *d = heap_dict_new();
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v) heap_dict_set_str_new(d, k, from_json_any(v));
+        return d;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        heap_obj *l = heap_list_new(n);
+        for (size_t i = 0; i < n; i++)
+            heap_list_append_new(l, from_json_any(json_array_get(j, i)));
+        return l;
+    }
+    case JSON_STRING:
+        return heap_str_new(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return heap_int_new(json_integer_value(j));
+    case JSON_REAL:
+        return heap_float_new(json_real_value(j));
+    case JSON_TRUE:
+        return heap_bool(true);
+    case JSON_FALSE:
+        return heap_bool(false);
+    case JSON_NULL:
+        break;
+    }
+    return heap_none();
+}
+
+int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    switch (want) {
+    case DV_ANY:
+        *out = from_json_any(j);
+        return DAG_OK;
+    case DV_INT:
+        if (!json_is_integer(j))
+            return fail(err, errlen, "expected int, got %s", json_kind(j));
+        *out = heap_int_new(json_integer_value(j));
+        return DAG_OK;
+    case DV_FLOAT:
+        if (!json_is_number(j))
+            return fail(err, errlen, "expected float, got %s", json_kind(j));
+        *out = heap_float_new(json_number_value(j));
+        return DAG_OK;
+    case DV_STR:
+        if (!json_is_string(j))
+            return fail(err, errlen, "expected str, got %s", json_kind(j));
+        *out = heap_str_new(json_string_value(j), json_string_length(j));
+        return DAG_OK;
+    case DV_BOOL:
+        if (!json_is_boolean(j))
+            return fail(err, errlen, "expected bool, got %s", json_kind(j));
+        *out = heap_bool(json_is_true(j));
+        return DAG_OK;
+    case DV_ARRAY: {
+        if (!json_is_array(j))
+            return fail(err, errlen, "expected array of numbers, got %s", json_kind(j));
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(j, i);
+            if (!json_is_number(e) && !json_is_null(e))
+                return fail(err, errlen, "element %zu: expected number, got %s", i, json_kind(e));
+        }
+        heap_obj *a = heap_array_new_uninit(HD_F64, n);
+        double *v = heap_array_f64(a);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(j, i);
+            v[i] = json_is_null(e) ? NAN : json_number_value(e);
+        }
+        *out = a;
+        return DAG_OK;
+    }
+    case DV_LIST:
+        if (!json_is_array(j))
+            return fail(err, errlen, "expected list, got %s", json_kind(j));
+        *out = from_json_any(j);
+        return DAG_OK;
+    case DV_DICT:
+        if (!json_is_object(j))
+            return fail(err, errlen, "expected dict, got %s", json_kind(j));
+        *out = from_json_any(j);
+        return DAG_OK;
+    }
+    return fail(err, errlen, "unknown type");
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  The writer                                                           */
+/* ====================================================================== */
+
+#define SINK_BUF 65536
+
+void dag_writer_init_mem(dag_writer *w)
+{
+    *w = (dag_writer){0};
+}
+
+void dag_writer_init_sink(dag_writer *w, int (*flush)(void *, const char *, size_t), void *arg)
+{
+    *w = (dag_writer){.flush = flush, .arg = arg};
+    w->buf = malloc(SINK_BUF);
+    w->cap = SINK_BUF;
+    if (!w->buf)
+        heap_panic("out of memory (writer buffer)");
+}
+
+static void sink_flush(dag_writer *w)
+{
+    if (w->len && !w->failed && w->flush(w->arg, w->buf, w->len) != 0)
+        w->failed = true;
+    w->len = 0;
+}
+
+void dag_write(dag_writer *w, const char *s, size_t n)
+{
+    if (w->flush) {
+        while (n) {
+            if (w->len == w->cap)
+                sink_flush(w);
+            size_t k = w->cap - w->len < n ? w->cap - w->len : n;
+            memcpy(w->buf + w->len, s, k);
+            w->len += k;
+            s += k;
+            n -= k;
+        }
+        return;
+    }
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (w->len + n + 1 > cap)
+            cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b)
+            heap_panic("out of memory (%zu bytes of JSON)", cap);
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+void dag_write_cstr(dag_writer *w, const char *s) { dag_write(w, s, strlen(s)); }
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0)
+        len = 2, min = 0x80, c &= 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, min = 0x800, c &= 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+        len = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Escapes quotes, backslashes and control characters; invalid UTF-8 bytes
+ * become U+FFFD, so the output is always valid JSON. */
+void dag_write_string(dag_writer *w, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    dag_write(w, "\"", 1);
+    size_t run = 0; /* bytes copied verbatim, pending */
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t seq = c >= 0x20 && c != '"' && c != '\\' ? utf8_seq(s + i, n - i) : 0;
+        if (seq) {
+            i += seq;
+            run += seq;
+            continue;
+        }
+        dag_write(w, (const char *)s + i - run, run);
+        run = 0;
+        char esc[8];
+        switch (c) {
+        case '"':
+            dag_write(w, "\\\"", 2);
+            break;
+        case '\\':
+            dag_write(w, "\\\\", 2);
+            break;
+        case '\n':
+            dag_write(w, "\\n", 2);
+            break;
+        case '\t':
+            dag_write(w, "\\t", 2);
+            break;
+        case '\r':
+            dag_write(w, "\\r", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                dag_write(w, esc, 6);
+            } else {
+                dag_write(w, "\\ufffd", 6);
+            }
+        }
+        i++;
+    }
+    dag_write(w, (const char *)s + n - run, run);
+    dag_write(w, "\"", 1);
+}
+
+/* The shortest of 15, 16, 17 significant digits that reads back exactly;
+ * integral values keep a ".0" so they stay floats. */
+void dag_write_double(dag_writer *w, double v)
+{
+    if (!isfinite(v)) {
+        dag_write(w, "null", 4);
+        return;
+    }
+    char buf[40];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (prec == 17 || strtod(buf, NULL) == v)
+            break;
+    }
+    if (!strpbrk(buf, ".eEn")) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+    }
+    dag_write(w, buf, (size_t)n);
+}
+
+void dag_write_int(dag_writer *w, int64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
+    dag_write(w, buf, (size_t)n);
+}
+
+int dag_writer_finish(dag_writer *w)
+{
+    if (w->flush)
+        sink_flush(w);
+    return w->failed ? DAG_ERR : DAG_OK;
+}
+
+char *dag_writer_take(dag_writer *w, size_t *len)
+{
+    if (!w->buf)
+        dag_write(w, "", 0);
+    char *b = w->buf;
+    if (len)
+        *len = w->len;
+    *w = (dag_writer){0};
+    return b;
+}
+
+void dag_writer_free(dag_writer *w)
+{
+    free(w->buf);
+    *w = (dag_writer){0};
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Values out                                                           */
+/* ====================================================================== */
+
+static int emit(dag_writer *w, heap_obj *o, int depth, char *err, size_t errlen)
+{
+    if (depth > DAG_EMIT_MAX_DEPTH)
+        return fail(err, errlen, "value nests deeper than %d levels (is it cyclic?)", DAG_EMIT_MAX_DEPTH);
+    switch (heap_type_of(o)) {
+    case HT_NONE:
+        dag_write(w, "null", 4);
+        return DAG_OK;
+    case HT_BOOL:
+        dag_write_cstr(w, heap_bool_value(o) ? "true" : "false");
+        return DAG_OK;
+    case HT_INT:
+        dag_write_int(w, heap_int_value(o));
+        return DAG_OK;
+    case HT_FLOAT:
+        dag_write_double(w, heap_float_value(o));
+        return DAG_OK;
+    case HT_STR:
+        dag_write_string(w, heap_str_data(o), heap_str_len(o));
+        return DAG_OK;
+    case HT_ARRAY: {
+        size_t n = heap_array_len(o);
+        dag_write(w, "[", 1);
+        if (heap_array_dtype(o) == HD_F64) {
+            const double *v = heap_array_f64(o);
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    dag_write(w, ",", 1);
+                dag_write_double(w, v[i]);
+            }
+        } else {
+            const int64_t *v = heap_array_i64(o);
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    dag_write(w, ",", 1);
+                dag_write_int(w, v[i]);
+            }
+        }
+        dag_write(w, "]", 1);
+        return DAG_OK;
+    }
+    case HT_LIST: {
+        dag_write(w, "[", 1);
+        for (size_t i = 0, n = heap_list_len(o); i < n; i++) {
+            if (i)
+                dag_write(w, ",", 1);
+            if (emit(w, heap_list_get(o, i), depth + 1, err, errlen))
+                return DAG_ERR;
+        }
+        dag_write(w, "]", 1);
+        return DAG_OK;
+    }
+    case HT_DICT: {
+        dag_write(w, "{", 1);
+        size_t pos = 0;
+        heap_obj *k, *v;
+        bool first = true;
+        while (heap_dict_next(o, &pos, &k, &v)) {
+            if (!first)
+                dag_write(w, ",", 1);
+            first = false;
+            if (heap_type_of(k) == HT_STR) {
+                dag_write_string(w, heap_str_data(k), heap_str_len(k));
+            } else {
+                char buf[24];
+                int n = snprintf(buf, sizeof buf, "%" PRId64, heap_int_value(k));
+                dag_write_string(w, buf, (size_t)n);
+            }
+            dag_write(w, ":", 1);
+            if (emit(w, v, depth + 1, err, errlen))
+                return DAG_ERR;
+        }
+        dag_write(w, "}", 1);
+        return DAG_OK;
+    }
+    case HT_TABLE: {
+        dag_write(w, "{", 1);
+        for (size_t i = 0, n = heap_table_ncols(o); i < n; i++) {
+            if (i)
+                dag_write(w, ",", 1);
+            heap_obj *name = heap_table_name_at(o, i);
+            dag_write_string(w, heap_str_data(name), heap_str_len(name));
+            dag_write(w, ":", 1);
+            if (emit(w, heap_table_column_at(o, i), depth + 1, err, errlen))
+                return DAG_ERR;
+        }
+        dag_write(w, "}", 1);
+        return DAG_OK;
+    }
+    default:
+        heap_panic("emit: object of unknown type %d", (int)heap_type_of(o));
+    }
+}
+
+int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen)
+{
+    return emit(w, o, 0, err, errlen);
+}
+
+json_t *dag_value_to_json(heap_obj *o, char *err, size_t errlen)
+{
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    if (dag_emit_value(&w, o, err, errlen)) {
+        dag_writer_free(&w);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(w.buf, w.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    dag_writer_free(&w);
+    if (!j)
+        fail(err, errlen, "internal: emitted JSON does not parse: %s", jerr.text);
+    return j;
+}
+
+/* }====================================================================== */
