@@ -125,6 +125,8 @@ static void validate_list(const gc_link *head, unsigned flags)
             heap_panic("gc: broken prev link at %p", (const void *)o);
         if (!(o->flags & HF_TRACKED))
             heap_panic("gc: untracked object %p on a list", (const void *)o);
+        if (o->flags & HF_IMMORTAL)
+            heap_panic("gc: immortal object %p on a generation list", (const void *)o);
         if ((o->flags & (HF_COLLECTING | HF_UNREACHABLE)) != flags)
             heap_panic("gc: object %p has flags %#x, expected %#x", (const void *)o, o->flags, flags);
         prev = l;
@@ -160,8 +162,20 @@ void gc__track(heap_obj *o)
 
 void gc__untrack(heap_obj *o)
 {
-    list_unlink(GC_LINK(o));
     G.ntracked--;
+    if ((o->flags & HF_FROZEN) && heap__inherited(o)) {
+        /* A frozen object the master gave us: unlinking it would write its
+         * neighbours' links, two more inherited objects.  Its block is never
+         * reused (heap.c leaves inherited blocks in place), so the node stays
+         * on the permanent list, marked dead by the flags cleared below;
+         * gc_unfreeze drops such nodes. */
+        G.nfrozen--;
+        o->flags &= (uint8_t) ~(HF_TRACKED | HF_FROZEN);
+        if (G.gen[0].count > 0)
+            G.gen[0].count--;
+        return;
+    }
+    list_unlink(GC_LINK(o));
     if (o->flags & HF_FROZEN)
         G.nfrozen--;
     o->flags &= (uint8_t) ~(HF_TRACKED | HF_FROZEN);
@@ -426,12 +440,24 @@ void gc_freeze(void)
     }
 }
 
+/* Moves frozen objects back to the oldest generation -- all but the
+ * immortal ones: an immortal object's count no longer counts references, so
+ * a collection would take it for garbage.  They stay frozen for good. */
 void gc_unfreeze(void)
 {
-    for (gc_link *l = G.permanent.next; l != &G.permanent; l = l->next)
-        GC_OBJ(l)->flags &= (uint8_t)~HF_FROZEN;
-    G.nfrozen = 0;
-    list_merge(&G.permanent, &G.gen[GC_GENERATIONS - 1].head);
+    gc_link *l = G.permanent.next;
+    while (l != &G.permanent) {
+        gc_link *next = l->next;
+        heap_obj *o = GC_OBJ(l);
+        if (!(o->flags & HF_TRACKED)) {
+            list_unlink(l); /* a dead inherited node left in place */
+        } else if (!(o->flags & HF_IMMORTAL)) {
+            o->flags &= (uint8_t)~HF_FROZEN;
+            G.nfrozen--;
+            list_move(l, &G.gen[GC_GENERATIONS - 1].head);
+        }
+        l = next;
+    }
 }
 
 static void immortalize(heap_obj *o, void *count)
@@ -444,6 +470,7 @@ static void immortalize(heap_obj *o, void *count)
 
 uint64_t gc_immortalize_all(void)
 {
+    gc_freeze(); /* immortal containers must never be collected: freeze them */
     uint64_t n = 0;
     heap_walk(immortalize, &n);
     G.stats.immortal += n;

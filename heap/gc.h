@@ -80,12 +80,13 @@ void gc_settle(void);
  * collection is already running. */
 uint64_t gc_collect(int generation);
 
-/* Moves every tracked object to the permanent generation / back to the
- * oldest one. */
+/* Moves every tracked object to the permanent generation; unfreeze moves
+ * them back to the oldest one, except immortal objects, which stay. */
 void gc_freeze(void);
 void gc_unfreeze(void);
 
-/* Makes every live object immortal (heap walk); returns how many. */
+/* Freezes, then makes every live object immortal (heap walk); returns how
+ * many it marked.  Immortal objects are never collected nor freed. */
 uint64_t gc_immortalize_all(void);
 
 void gc_get_stats(gc_stats *out);

@@ -1332,6 +1332,14 @@ int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg)
     }
 }
 
+bool heap__inherited(const heap_obj *o)
+{
+    const void *b = heap__is_container(o->type) ? (const void *)GC_LINK(o) : (const void *)o;
+    if (o->flags & HF_LARGE)
+        return ((const large_hdr *)b - 1)->node->epoch != H.epoch;
+    return H.arenas[pool_of(b)->arena].epoch != H.epoch;
+}
+
 void heap__clear(heap_obj *o)
 {
     switch ((heap_type)o->type) {

@@ -29,4 +29,7 @@ static inline bool heap__is_container(heap_type t)
  * collector breaks unreachable cycles with it). */
 void heap__clear(heap_obj *o);
 
+/* Whether o lives in memory inherited from an earlier epoch (a master). */
+bool heap__inherited(const heap_obj *o);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include "heap/gc.h"
 #include "heap/heap.h"
+#include "heap/heap_internal.h"
 
 static int setup(void **state)
 {
@@ -367,6 +368,65 @@ static void immortal_refcounts_never_change(void **state)
     free(before.rc);
 }
 
+/* An immortal container's count stops counting new references, so it must
+ * never be examined again: neither unfreeze nor an immortalize without a
+ * freeze may put it back on a generation list. */
+static void unfreeze_keeps_immortal_objects_frozen(void **state)
+{
+    (void)state;
+    gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
+    heap_obj *store = heap_dict_new();
+    heap_dict_set_str_new(store, "k", heap_float_new(1));
+    gc_settle();
+    gc_unfreeze();
+    heap_obj *young = heap_list_new(0);
+    heap_list_append(young, young);
+    heap_list_append(young, store);
+    heap_decref(young);
+    gc_collect(2);
+    assert_int_equal(heap_dict_len(store), 1);
+    assert_int_equal(stats().frozen, 1);
+}
+
+static void immortalize_freezes_first(void **state)
+{
+    (void)state;
+    heap_obj *store = heap_dict_new();
+    heap_dict_set_str_new(store, "k", heap_float_new(1));
+    assert_true(gc_immortalize_all() >= 2);
+    heap_obj *holder = heap_list_new(0);
+    heap_list_append(holder, store);
+    heap_list_append(holder, store);
+    gc_collect(2);
+    assert_int_equal(heap_dict_len(store), 1);
+    assert_true(store->flags & HF_FROZEN);
+    heap_decref(holder);
+}
+
+/* Freeing a frozen object inherited from the master must not write its
+ * neighbours on the permanent list (two more inherited objects). */
+static void freeing_an_inherited_frozen_object_leaves_its_neighbours_alone(void **state)
+{
+    (void)state;
+    heap_obj *l = heap_list_new(3);
+    for (int i = 0; i < 3; i++)
+        heap_list_append_new(l, heap_dict_new());
+    gc_freeze();
+    heap_after_fork();
+    heap_obj *mid = heap_list_get(l, 1);
+    gc_link *prev = GC_LINK(mid)->prev, *next = GC_LINK(mid)->next;
+    gc_link prev_before = *prev, next_before = *next;
+    heap_list_set_new(l, 1, heap_none()); /* mid's count drops to zero */
+    assert_memory_equal(prev, &prev_before, sizeof prev_before);
+    assert_memory_equal(next, &next_before, sizeof next_before);
+    assert_int_equal(stats().frozen, 3); /* the list and two dicts */
+    gc_unfreeze(); /* drops the dead node */
+    assert_int_equal(stats().frozen, 0);
+    assert_int_equal(stats().tracked, 3);
+    heap_decref(l);
+    gc_collect(2);
+}
+
 static void settle_applies_each_mode(void **state)
 {
     (void)state;
@@ -451,6 +511,9 @@ int main(void)
         T(disable_runs_no_automatic_collection_and_cycles_leak),
         T(frozen_objects_are_never_examined_and_survive),
         T(immortal_refcounts_never_change),
+        T(unfreeze_keeps_immortal_objects_frozen),
+        T(immortalize_freezes_first),
+        T(freeing_an_inherited_frozen_object_leaves_its_neighbours_alone),
         T(settle_applies_each_mode),
         T(config_check_names_each_problem),
         T(stress_mode_collects_on_every_allocation),
