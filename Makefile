@@ -12,7 +12,7 @@ BENCH_DEBS := jq
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
 # on the command line are added, not substituted.
-OPTFLAGS ?= -O2 -g
+OPTFLAGS ?= -O2 -g -fvect-cost-model=cheap
 SANFLAGS ?=
 override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
 override LDFLAGS := $(SANFLAGS) $(LDFLAGS)

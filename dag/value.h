@@ -71,6 +71,9 @@ void dag_writer_free(dag_writer *w);
  * is what a cyclic value (a graph's nodes) does. */
 #define DAG_EMIT_MAX_DEPTH 200
 int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen);
+/* The same verdict without writing: walks containers only (arrays and
+ * scalars are leaves), so a writer can be sure before it streams. */
+int dag_value_check(heap_obj *o, char *err, size_t errlen);
 
 /* Converts a heap value to jansson, for small documents and tests: NULL on
  * the same errors as dag_emit_value. */

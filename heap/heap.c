@@ -807,7 +807,8 @@ heap_obj *heap_str_new(const char *s, size_t len)
 {
     h_str *o = (h_str *)obj_alloc(HT_STR, sizeof(h_str) + len + 1);
     o->len = len;
-    memcpy(o->data, s, len);
+    if (len)
+        memcpy(o->data, s, len);
     o->data[len] = '\0';
     o->hash = hash_bytes(s, len);
     return &o->h;

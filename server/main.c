@@ -6,8 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <unistd.h>
+
+#include "dag/dag.h"
 #include "heap/gc.h"
+#include "server/config.h"
 #include "server/cowtest.h"
+#include "server/world.h"
 
 #define COWDAG_VERSION "0.1.0"
 
@@ -19,6 +25,7 @@ static const char *const usage_main =
     "  run       run one DAG in-process and print its result\n"
     "  check     validate the config, its state specs and DAGs\n"
     "  cowtest   the copy-on-write experiment, without a server\n"
+    "  ops       list the ops DAG nodes can use, with their documentation\n"
     "\n"
     "`cowdag COMMAND --help` describes each; `cowdag --version` prints the version.\n";
 
@@ -39,6 +46,28 @@ static const char *const usage_cowtest =
     "  --lookups K          random look-ups in the child (default 0)\n"
     "  --collect G          collect generation G after the look-ups\n"
     "  --seed S             generator and look-up seed (default 42)\n";
+
+static const char *const usage_run =
+    "usage: cowdag run [-c FILE] DAG [--inputs JSON|@FILE] [--overrides JSON|@FILE] [--outputs A,B]\n"
+    "\n"
+    "Runs DAG once in this process, with the config's state (only the entries\n"
+    "the DAG uses are loaded), and prints the JSON body POST /dags/DAG/run would\n"
+    "answer.  On a request error prints the error JSON to stderr and exits 1.\n"
+    "\n"
+    "  -c, --config FILE   config file (default config/cowdag.json)\n"
+    "  --inputs JSON       input values, as a JSON object or @file holding one\n"
+    "  --overrides JSON    node values to use instead of computing them\n"
+    "  --outputs A,B       nodes to return (default: every node nothing depends on)\n";
+
+static const char *const usage_check =
+    "usage: cowdag check [-c FILE]\n"
+    "\n"
+    "Validates the config, loads its state entries and compiles its DAGs; prints\n"
+    "a summary.  On errors prints each (file, node or key, problem) and exits 1.\n"
+    "\n"
+    "  -c, --config FILE   config file (default config/cowdag.json)\n";
+
+#define DEFAULT_CONFIG "config/cowdag.json"
 
 /* Parses an unsigned decimal that must fill the whole string. */
 static int parse_u64(const char *s, uint64_t *out)
@@ -143,6 +172,233 @@ static int cmd_cowtest(int argc, char **argv)
     return srv_cowtest(&o, stdout);
 }
 
+/* --help / --version / -c handling shared by run and check: returns -1 to
+ * go on, or the exit code. */
+static int common_option(int c, const char *usage, const char **config)
+{
+    switch (c) {
+    case 'c':
+        *config = optarg;
+        return -1;
+    case 'h':
+        fputs(usage, stdout);
+        return 0;
+    case 'V':
+        puts("cowdag " COWDAG_VERSION);
+        return 0;
+    default:
+        return -2;
+    }
+}
+
+static int load_config(const char *cmd, const char *path, srv_config *cfg)
+{
+    char err[1024];
+    if (srv_config_load(path, cfg, err, sizeof err) != SRV_OK) {
+        fprintf(stderr, "cowdag %s: %s\n", cmd, err);
+        return 1;
+    }
+    return 0;
+}
+
+/* A JSON argument: inline text, or @FILE. */
+static json_t *json_arg(const char *arg, json_error_t *jerr)
+{
+    if (arg[0] == '@')
+        return json_load_file(arg + 1, JSON_REJECT_DUPLICATES, jerr);
+    return json_loads(arg, JSON_REJECT_DUPLICATES, jerr);
+}
+
+static int write_stdout(void *arg, const char *buf, size_t len)
+{
+    (void)arg;
+    return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
+}
+
+static int print_error_json(const dag_fail *f)
+{
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    dag_write_error(&w, f);
+    fprintf(stderr, "%s\n", w.buf);
+    dag_writer_free(&w);
+    return 1;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    enum { O_INPUTS = 1, O_OVERRIDES, O_OUTPUTS };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"inputs", required_argument, NULL, O_INPUTS},
+                                         {"overrides", required_argument, NULL, O_OVERRIDES},
+                                         {"outputs", required_argument, NULL, O_OUTPUTS},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = DEFAULT_CONFIG, *inputs = NULL, *overrides = NULL, *outputs = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == O_INPUTS)
+            inputs = optarg;
+        else if (c == O_OVERRIDES)
+            overrides = optarg;
+        else if (c == O_OUTPUTS)
+            outputs = optarg;
+        else {
+            int rc = common_option(c, usage_run, &config);
+            if (rc == -2)
+                return fail("run", "unknown or incomplete option '%s'", argv[optind - 1]);
+            if (rc >= 0)
+                return rc;
+        }
+    }
+    if (optind + 1 != argc)
+        return fail("run", "%s", optind < argc ? "one DAG name, please" : "which DAG? (cowdag run DAG)");
+    const char *dag_name = argv[optind];
+
+    /* The request, as the HTTP route would receive it. */
+    dag_fail f = {0};
+    json_t *req = json_object();
+    const char *what[] = {"inputs", "overrides"};
+    const char *text[] = {inputs, overrides};
+    for (int i = 0; i < 2; i++) {
+        if (!text[i])
+            continue;
+        json_error_t jerr;
+        json_t *v = json_arg(text[i], &jerr);
+        if (!v) {
+            f.code = "bad_json";
+            snprintf(f.message, sizeof f.message, "--%s: %s (line %d, column %d)", what[i], jerr.text, jerr.line,
+                     jerr.column);
+            json_decref(req);
+            return print_error_json(&f);
+        }
+        json_object_set_new(req, what[i], v);
+    }
+    if (outputs) {
+        json_t *list = json_array();
+        char *copy = strdup(outputs), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            json_array_append_new(list, json_string(tok));
+        free(copy);
+        json_object_set_new(req, "outputs", list);
+    }
+
+    srv_config cfg;
+    if (load_config("run", config, &cfg)) {
+        json_decref(req);
+        return 1;
+    }
+    heap_init(NULL);
+    gc_configure(&cfg.gc);
+    srv_world w;
+    if (srv_world_load(&cfg, dag_name, SRV_STATE_NEEDED, &w, stderr) != SRV_OK) {
+        json_decref(req);
+        srv_config_free(&cfg);
+        return 1;
+    }
+    gc_settle(); /* as a master does before serving */
+    const dag *d = srv_world_dag(&w, dag_name);
+    dag_run_opts ro = {.state = w.state};
+    dag_result res;
+    int rc = 0;
+    if (dag_run(d, req, &ro, &res, &f) != DAG_OK) {
+        rc = print_error_json(&f);
+    } else {
+        /* Streamed: a 96 MiB array costs a 64 KiB buffer, not its text. */
+        dag_writer out;
+        dag_writer_init_sink(&out, write_stdout, NULL);
+        if (dag_write_response(&out, d, &res, 0, (long)getpid(), &f) != DAG_OK) {
+            rc = print_error_json(&f); /* nothing was written */
+        } else {
+            dag_write(&out, "\n", 1);
+            if (dag_writer_finish(&out) != DAG_OK || fflush(stdout) != 0) {
+                perror("cowdag run: stdout");
+                rc = 1;
+            }
+        }
+        dag_writer_free(&out);
+        dag_result_free(&res);
+    }
+    json_decref(req);
+    srv_world_free(&w);
+    srv_config_free(&cfg);
+    return rc;
+}
+
+static const char *const kind_names[] = {"records", "table", "json"};
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = DEFAULT_CONFIG;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        int rc = common_option(c, usage_check, &config);
+        if (rc == -2)
+            return fail("check", "unknown or incomplete option '%s'", argv[optind - 1]);
+        if (rc >= 0)
+            return rc;
+    }
+    if (optind < argc)
+        return fail("check", "unexpected argument '%s'", argv[optind]);
+    srv_config cfg;
+    if (load_config("check", config, &cfg))
+        return 1;
+    heap_init(NULL);
+    srv_world w;
+    if (srv_world_load(&cfg, NULL, SRV_STATE_ALL, &w, stderr) != SRV_OK) {
+        srv_config_free(&cfg);
+        return 1;
+    }
+    printf("config %s: ok (listen %s:%d, %d workers, gc %s)\n", cfg.path, cfg.listen_host, cfg.listen_port,
+           cfg.workers, gc_mode_name(cfg.gc.mode));
+    for (size_t i = 0; i < cfg.nstate; i++) {
+        heap_obj *v = heap_dict_get_str(w.state, cfg.state[i].name);
+        size_t n = heap_type_of(v) == HT_TABLE ? heap_table_nrows(v)
+                   : heap_type_of(v) == HT_DICT ? heap_dict_len(v)
+                   : heap_type_of(v) == HT_LIST ? heap_list_len(v)
+                                                : 1;
+        printf("state %-16s %-8s %zu %s\n", cfg.state[i].name, kind_names[cfg.state[i].kind], n,
+               heap_type_of(v) == HT_TABLE ? "rows" : "entries");
+    }
+    for (size_t i = 0; i < w.ndags; i++) {
+        const dag *d = w.dags[i];
+        printf("dag   %-16s %u nodes, %u inputs, %u outputs  (%s)\n", d->name, d->n, d->ninputs, d->nsinks, d->file);
+    }
+    heap_stats hs;
+    heap_get_stats(&hs);
+    printf("ok: %zu state entries (%.1f MiB in the heap), %zu DAGs\n", cfg.nstate, (double)hs.live_bytes / 1048576.0,
+           w.ndags);
+    srv_world_free(&w);
+    srv_config_free(&cfg);
+    return 0;
+}
+
+static int cmd_ops(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    for (size_t i = 0; i < dag_op_count(); i++) {
+        const dag_op *op = dag_op_at(i);
+        if (op->max_args < 0)
+            printf("%s (%d or more args)", op->name, op->min_args);
+        else if (op->min_args == op->max_args)
+            printf("%s (%d args)", op->name, op->min_args);
+        else
+            printf("%s (%d-%d args)", op->name, op->min_args, op->max_args);
+        for (const dag_param_spec *p = op->params; p && p->name; p++)
+            printf("%s %s%s", p == op->params ? "; params:" : ",", p->name, p->required ? "" : "?");
+        printf("\n    %s\n\n", op->doc);
+    }
+    return 0;
+}
+
 /* Commands whose implementation has not landed yet say so and fail. */
 static int cmd_pending(const char *name, int argc, char **argv)
 {
@@ -173,7 +429,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "cowtest") == 0)
         return cmd_cowtest(argc - 1, argv + 1);
-    if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0)
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "ops") == 0)
+        return cmd_ops(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
         return cmd_pending(cmd, argc, argv);
     fprintf(stderr, "cowdag: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;

@@ -1,0 +1,465 @@
+/* run.c: planning and executing one request against a compiled DAG
+ * (dag/dag.h).
+ *
+ * Planning.  The plan is the upstream closure of the requested outputs: an
+ * iterative depth-first walk along dependencies that does not go past a
+ * node the request overrides.  Its post-order is the execution order (every
+ * node after its dependencies).  Each planned node then gets its consumer
+ * count: how many planned op nodes take it as an argument.  Nothing outside
+ * the plan is looked at, so a request for one node of a 100,000-node DAG
+ * costs what its own upstream costs.
+ *
+ * Execution.  Nodes run in plan order.  After a node runs, each of its
+ * dependencies loses one consumer; one that reaches zero and is not an
+ * output is released there and then, so at any moment only the results that
+ * some pending node still needs are alive.  A failing op stops the run and
+ * its error names the node; whatever was held is released.
+ *
+ * Per-run state (values, counts, flags) lives in one allocation owned by the
+ * run: the compiled DAG is shared with other workers and never written.
+ */
+#include "dag/dag.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { F_PLANNED = 1, F_PROVIDED = 2, F_OUTPUT = 4, F_VISITED = 8 };
+
+typedef struct run {
+    const dag *d;
+    heap_obj **value;  /* per node: the held result */
+    uint32_t *pending; /* per node: planned consumers yet to run */
+    uint8_t *flags;
+    uint32_t *order;   /* planned nodes, dependencies first */
+    uint32_t norder;
+    uint32_t *outputs;
+    uint32_t noutputs;
+} run;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int failf(dag_fail *f, const char *code, const char *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int failf(dag_fail *f, const char *code, const char *node, const char *fmt, ...)
+{
+    va_list ap;
+    f->code = code;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    snprintf(f->node, sizeof f->node, "%s", node ? node : "");
+    return DAG_ERR;
+}
+
+/* ====================================================================== */
+/* {  Request problems, reported together                                  */
+/* ====================================================================== */
+
+/* Problems found while planning are collected, so one answer names every
+ * unknown output and missing input.  The code is that of the first kind in
+ * this order: unknown_output, missing_input, type_error. */
+typedef struct problems {
+    char text[sizeof(((dag_fail *)0)->message)];
+    size_t len;
+    int count;
+    int rank; /* 0 none, 1 type_error, 2 missing_input, 3 unknown_output */
+    char node[sizeof(((dag_fail *)0)->node)];
+} problems;
+
+static void problem(problems *p, int rank, const char *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void problem(problems *p, int rank, const char *node, const char *fmt, ...)
+{
+    if (p->len + 8 < sizeof p->text) {
+        if (p->count)
+            p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, "; ");
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(p->text + p->len, sizeof p->text - p->len, fmt, ap);
+        va_end(ap);
+        p->len = n < 0 ? p->len : p->len + (size_t)n;
+        if (p->len >= sizeof p->text)
+            p->len = sizeof p->text - 1;
+    }
+    if (rank > p->rank) {
+        p->rank = rank;
+        snprintf(p->node, sizeof p->node, "%s", node ? node : "");
+    }
+    p->count++;
+}
+
+static int problems_fail(const problems *p, dag_fail *f)
+{
+    static const char *const code[] = {"", "type_error", "missing_input", "unknown_output"};
+    f->code = code[p->rank];
+    snprintf(f->message, sizeof f->message, "%s", p->text);
+    snprintf(f->node, sizeof f->node, "%s", p->count == 1 ? p->node : "");
+    return DAG_ERR;
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Planning                                                             */
+/* ====================================================================== */
+
+static void run_release(run *r)
+{
+    if (r->value)
+        for (uint32_t i = 0; i < r->norder; i++)
+            heap_xdecref(r->value[r->order[i]]);
+    free(r->value);
+    free(r->outputs);
+    *r = (run){0};
+}
+
+/* The walk: post-order along dependencies, not past provided nodes. */
+static void plan_walk(run *r, uint32_t root, uint32_t *stack, uint32_t *next)
+{
+    const dag *d = r->d;
+    if (r->flags[root] & F_VISITED)
+        return;
+    size_t top = 0;
+    stack[top++] = root;
+    next[root] = 0;
+    r->flags[root] |= F_VISITED;
+    while (top) {
+        uint32_t v = stack[top - 1];
+        const dag_node *n = &d->nodes[v];
+        if (!(r->flags[v] & F_PROVIDED) && next[v] < n->ndeps) {
+            uint32_t w = n->deps[next[v]++];
+            if (!(r->flags[w] & F_VISITED)) {
+                r->flags[w] |= F_VISITED;
+                next[w] = 0;
+                stack[top++] = w;
+            }
+            continue;
+        }
+        top--;
+        r->flags[v] |= F_PLANNED;
+        r->order[r->norder++] = v;
+    }
+}
+
+static const json_t *member(const json_t *req, const char *key, json_type want, problems *p)
+{
+    const json_t *v = req ? json_object_get(req, key) : NULL;
+    if (!v || json_is_null(v))
+        return NULL;
+    if (json_typeof(v) != want) {
+        problem(p, 1, NULL, "\"%s\" must be %s", key, want == JSON_OBJECT ? "an object" : "an array of node names");
+        return NULL;
+    }
+    return v;
+}
+
+static int plan(run *r, const json_t *req, dag_fail *fail)
+{
+    const dag *d = r->d;
+    problems p = {0};
+    if (req && !json_is_object(req))
+        return failf(fail, "type_error", NULL, "the request must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)req, key, v)
+    {
+        if (strcmp(key, "inputs") && strcmp(key, "overrides") && strcmp(key, "outputs"))
+            problem(&p, 1, NULL, "unknown request member \"%s\"", key);
+    }
+    const json_t *inputs = member(req, "inputs", JSON_OBJECT, &p);
+    const json_t *overrides = member(req, "overrides", JSON_OBJECT, &p);
+    const json_t *outputs = member(req, "outputs", JSON_ARRAY, &p);
+
+    size_t cells = d->n ? d->n : 1;
+    r->value = calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
+    if (!r->value)
+        heap_panic("out of memory (plan of %u nodes)", d->n);
+    r->pending = (uint32_t *)(r->value + cells);
+    r->order = r->pending + cells;
+    uint32_t *next = r->order + cells; /* walk scratch */
+    r->flags = (uint8_t *)(next + cells);
+    uint32_t *stack = malloc(cells * sizeof(uint32_t));
+    r->outputs = malloc(cells * sizeof(uint32_t));
+    if (!stack || !r->outputs)
+        heap_panic("out of memory (plan of %u nodes)", d->n);
+
+    /* Outputs: as requested, or every sink. */
+    if (outputs) {
+        size_t i;
+        json_array_foreach(outputs, i, v)
+        {
+            const char *name = json_string_value(v);
+            uint32_t id = name ? dag_find(d, name) : DAG_NONE;
+            if (!name)
+                problem(&p, 1, NULL, "outputs[%zu] must be a node name", i);
+            else if (id == DAG_NONE)
+                problem(&p, 3, name, "unknown output '%s'", name);
+            else if (!(r->flags[id] & F_OUTPUT)) {
+                r->flags[id] |= F_OUTPUT;
+                r->outputs[r->noutputs++] = id;
+            }
+        }
+    } else {
+        for (uint32_t k = 0; k < d->nsinks; k++) {
+            r->flags[d->sinks[k]] |= F_OUTPUT;
+            r->outputs[r->noutputs++] = d->sinks[k];
+        }
+    }
+
+    /* Overrides: provided values, converted as the node's input type if it
+     * is an input. */
+    char err[256];
+    json_object_foreach((json_t *)overrides, key, v)
+    {
+        uint32_t id = dag_find(d, key);
+        if (id == DAG_NONE) {
+            problem(&p, 1, key, "override '%s' names no node", key);
+            continue;
+        }
+        dag_vtype t = d->nodes[id].kind == DK_INPUT ? d->nodes[id].type : DV_ANY;
+        if (dag_value_from_json(v, t, &r->value[id], err, sizeof err) != DAG_OK) {
+            problem(&p, 1, key, "override '%s': %s", key, err);
+            continue;
+        }
+        r->flags[id] |= F_PROVIDED;
+    }
+    json_object_foreach((json_t *)inputs, key, v)
+    {
+        uint32_t id = dag_find(d, key);
+        if (id == DAG_NONE || d->nodes[id].kind != DK_INPUT)
+            problem(&p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
+    }
+
+    if (p.count == 0)
+        for (uint32_t k = 0; k < r->noutputs; k++)
+            plan_walk(r, r->outputs[k], stack, next);
+    free(stack);
+
+    /* Inputs the plan reaches: given, defaulted, or missing. */
+    for (uint32_t k = 0; k < r->norder; k++) {
+        uint32_t id = r->order[k];
+        const dag_node *n = &d->nodes[id];
+        if (n->kind != DK_INPUT || (r->flags[id] & F_PROVIDED))
+            continue;
+        const json_t *given = inputs ? json_object_get(inputs, n->name) : NULL;
+        if (!given && !n->value)
+            problem(&p, 2, n->name, "missing input '%s'", n->name);
+        else if (given && dag_value_from_json(given, n->type, &r->value[id], err, sizeof err) != DAG_OK)
+            problem(&p, 1, n->name, "input '%s': %s", n->name, err);
+    }
+    if (p.count) {
+        /* Overrides and inputs converted so far are held outside the plan. */
+        for (uint32_t id = 0; id < d->n; id++)
+            heap_xdecref(r->value[id]), r->value[id] = NULL;
+        run_release(r);
+        return problems_fail(&p, fail);
+    }
+    /* Overrides outside the plan are not needed. */
+    for (uint32_t id = 0; id < d->n && overrides; id++)
+        if ((r->flags[id] & F_PROVIDED) && !(r->flags[id] & F_PLANNED))
+            heap_decref(r->value[id]), r->value[id] = NULL;
+
+    for (uint32_t k = 0; k < r->norder; k++) {
+        uint32_t id = r->order[k];
+        const dag_node *n = &d->nodes[id];
+        if (n->kind == DK_OP && !(r->flags[id] & F_PROVIDED))
+            for (uint32_t j = 0; j < n->ndeps; j++)
+                r->pending[n->deps[j]]++;
+    }
+    return DAG_OK;
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Execution                                                            */
+/* ====================================================================== */
+
+static void step_hook(run *r, const dag_run_opts *opts, uint32_t node)
+{
+    uint32_t *live = malloc((r->norder ? r->norder : 1) * sizeof(uint32_t));
+    size_t n = 0;
+    for (uint32_t k = 0; k < r->norder; k++)
+        if (r->value[r->order[k]])
+            live[n++] = r->order[k];
+    opts->on_step(opts->step_arg, node, live, n);
+    free(live);
+}
+
+/* Computes one planned node into r->value[id]. */
+static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail)
+{
+    const dag *d = r->d;
+    const dag_node *n = &d->nodes[id];
+    switch (n->kind) {
+    case DK_INPUT:
+        if (!r->value[id]) { /* not given: the default */
+            heap_incref(n->value);
+            r->value[id] = n->value;
+        }
+        return DAG_OK;
+    case DK_CONST:
+        heap_incref(n->value);
+        r->value[id] = n->value;
+        return DAG_OK;
+    case DK_STATE: {
+        heap_obj *s = opts && opts->state ? heap_dict_get_str(opts->state, n->state) : NULL;
+        if (!s)
+            return failf(fail, "op_error", n->name, "state '%s' is not loaded", n->state);
+        heap_incref(s);
+        r->value[id] = s;
+        return DAG_OK;
+    }
+    case DK_OP:
+        break;
+    }
+    heap_obj *local[16];
+    heap_obj **args = n->nargs <= 16 ? local : malloc(n->nargs * sizeof(heap_obj *));
+    if (!args)
+        heap_panic("out of memory");
+    for (uint32_t k = 0; k < n->nargs; k++)
+        args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
+    dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28)};
+    heap_obj *out = NULL;
+    int rc = n->op->run(&ctx, args, n->nargs, &n->params, &out);
+    if (args != local)
+        free(args);
+    if (rc != DAG_OK)
+        return failf(fail, ctx.code ? ctx.code : "op_error", n->name, "%s",
+                     ctx.msg[0] ? ctx.msg : "the op failed");
+    r->value[id] = out;
+    return DAG_OK;
+}
+
+int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
+{
+    uint64_t t0 = now_ns();
+    heap_stats hs;
+    heap_get_stats(&hs);
+    uint64_t base = hs.live_bytes;
+    heap_reset_peak();
+    *res = (dag_result){0};
+    run r = {.d = d};
+    if (plan(&r, request, fail) != DAG_OK)
+        return DAG_ERR;
+
+    uint64_t executed = 0;
+    for (uint32_t k = 0; k < r.norder; k++) {
+        uint32_t id = r.order[k];
+        if (r.flags[id] & F_PROVIDED)
+            continue;
+        if (compute(&r, id, opts, fail) != DAG_OK) {
+            run_release(&r);
+            return DAG_ERR;
+        }
+        executed++;
+        const dag_node *n = &d->nodes[id];
+        if (n->kind == DK_OP)
+            for (uint32_t j = 0; j < n->ndeps; j++) {
+                uint32_t dep = n->deps[j];
+                if (--r.pending[dep] == 0 && !(r.flags[dep] & F_OUTPUT)) {
+                    heap_decref(r.value[dep]);
+                    r.value[dep] = NULL;
+                }
+            }
+        if (opts && opts->on_step)
+            step_hook(&r, opts, id);
+        if (opts && opts->deadline_ns && now_ns() > opts->deadline_ns && k + 1 < r.norder) {
+            run_release(&r);
+            return failf(fail, "limit_exceeded", n->name, "the run exceeded its time limit after node '%s'",
+                         n->name);
+        }
+    }
+
+    res->noutputs = r.noutputs;
+    res->outputs = r.outputs;
+    res->values = malloc((r.noutputs ? r.noutputs : 1) * sizeof(heap_obj *));
+    if (!res->values)
+        heap_panic("out of memory");
+    for (uint32_t k = 0; k < r.noutputs; k++) {
+        res->values[k] = r.value[r.outputs[k]];
+        r.value[r.outputs[k]] = NULL;
+    }
+    r.outputs = NULL;
+    run_release(&r);
+    heap_get_stats(&hs);
+    res->nodes_executed = executed;
+    res->peak_bytes = hs.peak_bytes > base ? hs.peak_bytes - base : 0;
+    res->elapsed_us = (now_ns() - t0) / 1000;
+    return DAG_OK;
+}
+
+void dag_result_free(dag_result *res)
+{
+    for (size_t k = 0; k < res->noutputs; k++)
+        heap_xdecref(res->values[k]);
+    free(res->values);
+    free(res->outputs);
+    *res = (dag_result){0};
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Responses                                                            */
+/* ====================================================================== */
+
+int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+{
+    char err[160];
+    for (size_t k = 0; k < res->noutputs; k++) { /* before a byte is written */
+        const char *name = d->nodes[res->outputs[k]].name;
+        if (dag_value_check(res->values[k], err, sizeof err) != DAG_OK)
+            return failf(fail, "type_error", name, "output '%s' cannot be written as JSON: %s", name, err);
+    }
+    dag_write_cstr(w, "{\"dag\":");
+    dag_write_string(w, d->name, strlen(d->name));
+    dag_write_cstr(w, ",\"outputs\":{");
+    for (size_t k = 0; k < res->noutputs; k++) {
+        const char *name = d->nodes[res->outputs[k]].name;
+        if (k)
+            dag_write(w, ",", 1);
+        dag_write_string(w, name, strlen(name));
+        dag_write(w, ":", 1);
+        if (dag_emit_value(w, res->values[k], err, sizeof err) != DAG_OK) /* checked above */
+            heap_panic("output '%s' failed to write after passing its check: %s", name, err);
+    }
+    dag_write_cstr(w, "},\"stats\":{\"nodes_executed\":");
+    dag_write_int(w, (int64_t)res->nodes_executed);
+    dag_write_cstr(w, ",\"elapsed_us\":");
+    dag_write_int(w, (int64_t)res->elapsed_us);
+    dag_write_cstr(w, ",\"peak_bytes\":");
+    dag_write_int(w, (int64_t)res->peak_bytes);
+    dag_write_cstr(w, ",\"worker\":");
+    dag_write_int(w, worker);
+    dag_write_cstr(w, ",\"pid\":");
+    dag_write_int(w, pid);
+    dag_write_cstr(w, "}}");
+    return DAG_OK;
+}
+
+void dag_write_error(dag_writer *w, const dag_fail *f)
+{
+    dag_write_cstr(w, "{\"error\":{\"code\":");
+    dag_write_string(w, f->code, strlen(f->code));
+    dag_write_cstr(w, ",\"message\":");
+    dag_write_string(w, f->message, strlen(f->message));
+    if (f->node[0]) {
+        dag_write_cstr(w, ",\"node\":");
+        dag_write_string(w, f->node, strlen(f->node));
+    }
+    dag_write_cstr(w, "}}");
+}
+
+/* }====================================================================== */

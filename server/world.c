@@ -1,0 +1,105 @@
+/* world.c: loads the config's DAGs and state into a srv_world
+ * (server/world.h). */
+#include "server/world.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap/gc.h"
+#include "server/state.h"
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(dag *const *)a)->name, (*(dag *const *)b)->name);
+}
+
+const dag *srv_world_dag(const srv_world *w, const char *name)
+{
+    size_t lo = 0, hi = w->ndags;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(w->dags[mid]->name, name);
+        if (c == 0)
+            return w->dags[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static bool dag_uses_state(const dag *d, const char *state)
+{
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->nodes[i].kind == DK_STATE && strcmp(d->nodes[i].state, state) == 0)
+            return true;
+    return false;
+}
+
+int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy policy, srv_world *w,
+                   FILE *errout)
+{
+    *w = (srv_world){0};
+    const char **names = calloc(cfg->nstate ? cfg->nstate : 1, sizeof *names);
+    w->dags = calloc(cfg->ndags ? cfg->ndags : 1, sizeof *w->dags);
+    if (!names || !w->dags)
+        heap_panic("out of memory");
+    for (size_t i = 0; i < cfg->nstate; i++)
+        names[i] = cfg->state[i].name;
+
+    dag_errors errs = {0};
+    for (size_t i = 0; i < cfg->ndags; i++) {
+        dag *d = dag_load_file(cfg->dags[i], names, cfg->nstate, &errs);
+        if (d)
+            w->dags[w->ndags++] = d;
+    }
+    free(names);
+    qsort(w->dags, w->ndags, sizeof *w->dags, by_name);
+    for (size_t i = 1; i < w->ndags; i++)
+        if (strcmp(w->dags[i]->name, w->dags[i - 1]->name) == 0)
+            dag_errors_add(&errs, w->dags[i]->file, NULL, "DAG name '%s' is also used by %s", w->dags[i]->name,
+                           w->dags[i - 1]->file);
+    const dag *only = only_dag ? srv_world_dag(w, only_dag) : NULL;
+    if (only_dag && !only && errs.n == 0)
+        dag_errors_add(&errs, cfg->path ? cfg->path : "config", NULL, "no DAG named '%s'", only_dag);
+
+    /* Loading makes no garbage worth collecting: automatic collection is
+     * off meanwhile (a full pass every few thousand objects would dominate
+     * the load), and the caller settles once afterwards. */
+    gc_config saved = *gc_get_config();
+    gc_config loading = saved;
+    loading.mode = GC_DISABLE;
+    loading.immortal = false;
+    gc_configure(&loading);
+    w->state = heap_dict_new();
+    for (size_t i = 0; i < cfg->nstate && errs.n == 0; i++) {
+        const srv_state_spec *s = &cfg->state[i];
+        if (policy == SRV_STATE_NEEDED && (!only || !dag_uses_state(only, s->name)))
+            continue;
+        heap_obj *value;
+        char err[512];
+        if (srv_state_load(s, &value, err, sizeof err) != SRV_OK) {
+            dag_errors_add(&errs, cfg->path ? cfg->path : "config", NULL, "state[%zu] '%s': %s", i, s->name, err);
+            continue;
+        }
+        heap_dict_set_str_new(w->state, s->name, value);
+    }
+    gc_configure(&saved);
+    if (errs.n) {
+        dag_errors_print(&errs, errout);
+        dag_errors_free(&errs);
+        srv_world_free(w);
+        return SRV_ERR;
+    }
+    return SRV_OK;
+}
+
+void srv_world_free(srv_world *w)
+{
+    for (size_t i = 0; i < w->ndags; i++)
+        dag_free(w->dags[i]);
+    free(w->dags);
+    heap_xdecref(w->state);
+    *w = (srv_world){0};
+}
