@@ -4,10 +4,10 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson
+PKGS    := libmicrohttpd jansson double-conversion
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev
-BENCH_DEBS := jq
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev
+BENCH_DEBS := jq time
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -15,8 +15,9 @@ BUILD   ?= build
 OPTFLAGS ?= -O2 -g -fvect-cost-model=cheap
 SANFLAGS ?=
 override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
+override CXXFLAGS := $(OPTFLAGS) $(SANFLAGS) -std=c++17 -Wall -Wextra -Werror -MMD -MP -I. $(CXXFLAGS)
 override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
-LDLIBS  += -lm
+LDLIBS  += -lstdc++ -lm
 
 # pkg-config is asked only once the packages are there (see deps).
 PC_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,14 +29,16 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 MAIN_SRC := server/main.c
 LIB_SRC  := $(sort $(wildcard heap/*.c memstats/*.c dag/*.c handlers/*.c) \
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# One C++ file: the shim over double-conversion (dag/dtoa.h).
+LIB_CXX  := dag/dtoa.cc
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o)
 BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 
 # Every tests/test_*.c is a cmocka suite; test_cowtest runs the binary.
 UNIT_TESTS := $(filter-out test_cowtest,$(patsubst tests/%.c,%,$(wildcard tests/test_*.c)))
 TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-BENCH_BINS := $(BUILD)/bench/bench_heap
+BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag
 
 .PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench clean
 
@@ -70,6 +73,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
 
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(PC_CFLAGS) -c $< -o $@
+
 $(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
@@ -90,8 +97,8 @@ COWTEST_RECORDS ?= 300000
 test: all $(TEST_BINS) $(BUILD)/tests/test_cowtest
 	@$(MAKE) --no-print-directory unit-tests stress-tests cowtest-tests
 
-unit-tests: $(TEST_BINS)
-	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $$t; done
+unit-tests: $(TEST_BINS) $(BUILD)/cowdag
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; COWDAG=$(BUILD)/cowdag $$t; done
 
 stress-tests: $(BUILD)/tests/test_heap $(BUILD)/tests/test_gc
 	@set -e; for t in $^; do echo "== $$t (COWDAG_GC_STRESS=1)"; COWDAG_GC_STRESS=1 $$t; done

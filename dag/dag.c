@@ -163,7 +163,9 @@ static void build_index(loader *L)
             i = (i + 1) & d->index_mask;
         }
         if (dup)
-            dag_errors_add(L->errs, L->file, d->nodes[id].name, "duplicate name");
+            dag_errors_add(L->errs, L->file, d->nodes[id].name, "duplicate name (also declared as %s %s)",
+                           d->nodes[d->index[i]].kind == DK_INPUT ? "an" : "a",
+                           dag_kind_name(d->nodes[d->index[i]].kind));
         else
             d->index[i] = id;
     }
@@ -273,9 +275,14 @@ static void load_family(loader *L, const json_t *fam, size_t k)
         return;
     }
     json_int_t a = json_integer_value(json_array_get(range, 0)), b = json_integer_value(json_array_get(range, 1));
-    if (b < a || b - a > FAMILY_MAX || a < -1000000000LL || b > 1000000000LL) {
-        dag_errors_add(L->errs, L->file, tpl, "%s.range: [%lld, %lld) must be ordered and hold at most %d nodes",
-                       where, (long long)a, (long long)b, FAMILY_MAX);
+    if (b < a) {
+        dag_errors_add(L->errs, L->file, tpl, "%s.range: [%lld, %lld) is inverted: start must not exceed stop",
+                       where, (long long)a, (long long)b);
+        return;
+    }
+    if (b - a > FAMILY_MAX || a < -1000000000LL || b > 1000000000LL) {
+        dag_errors_add(L->errs, L->file, tpl, "%s.range: [%lld, %lld) holds more than %d nodes", where,
+                       (long long)a, (long long)b, FAMILY_MAX);
         return;
     }
     json_t *args = json_object_get(fam, "args");
@@ -473,8 +480,14 @@ static void load_plain_node(loader *L, const char *name, const json_t *spec, con
             known |= strcmp(state_names[i], s) == 0;
         if (!s)
             dag_errors_add(L->errs, L->file, name, "\"state\" must name a state entry");
-        else if (!known)
-            dag_errors_add(L->errs, L->file, name, "unknown state '%s'", s);
+        else if (!known) {
+            char list[256] = "";
+            size_t len = 0;
+            for (size_t i = 0; i < nstate && len < sizeof list - 1; i++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", state_names[i]);
+            dag_errors_add(L->errs, L->file, name, "unknown state '%s' (the config declares: %s)", s,
+                           nstate ? list : "none");
+        }
     } else if (kind == DK_CONST) {
         char err[64];
         dag_value_from_json(json_object_get(spec, "const"), DV_ANY, &n->value, err, sizeof err);
@@ -665,8 +678,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
 
     /* Phase 3: order. */
     build_users(d);
-    if (errs->n == L.nerr0)
-        sort_topo(&L);
+    sort_topo(&L); /* cycles are reported alongside every other problem */
     d->sinks = xcalloc(d->n, sizeof(uint32_t));
     for (uint32_t id = 0; id < d->n; id++)
         if (d->nodes[id].kind != DK_INPUT && d->nodes[id].nusers == 0)

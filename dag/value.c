@@ -2,6 +2,8 @@
  * see dag/value.h for why output does not go through jansson. */
 #include "dag/value.h"
 
+#include "dag/dtoa.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -322,24 +324,15 @@ void dag_write_string(dag_writer *w, const char *str, size_t n)
     dag_write(w, "\"", 1);
 }
 
-/* 15 significant digits when they read back exactly (0.4, not
- * 0.40000000000000002), else 17, which always do; integral values keep a
- * ".0" so they stay floats.  Skipping 16 costs a digit on some values and
- * saves a third of the time on the rest (each try is a snprintf). */
+/* As Python's repr (dag/dtoa.h): 0.4, 1.0, 1e+16; non-finite as null. */
 void dag_write_double(dag_writer *w, double v)
 {
     if (!isfinite(v)) {
         dag_write(w, "null", 4);
         return;
     }
-    char buf[40];
-    int n = snprintf(buf, sizeof buf, "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        n = snprintf(buf, sizeof buf, "%.17g", v);
-    if (!strpbrk(buf, ".eEn")) {
-        buf[n++] = '.';
-        buf[n++] = '0';
-    }
+    char buf[DAG_DTOA_BUF];
+    int n = dag_dtoa(v, buf);
     dag_write(w, buf, (size_t)n);
 }
 

@@ -73,7 +73,7 @@ int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy
     loading.immortal = false;
     gc_configure(&loading);
     w->state = heap_dict_new();
-    for (size_t i = 0; i < cfg->nstate && errs.n == 0; i++) {
+    for (size_t i = 0; i < cfg->nstate; i++) { /* every entry, to report every problem */
         const srv_state_spec *s = &cfg->state[i];
         if (policy == SRV_STATE_NEEDED && (!only || !dag_uses_state(only, s->name)))
             continue;
@@ -88,6 +88,7 @@ int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy
     gc_configure(&saved);
     if (errs.n) {
         dag_errors_print(&errs, errout);
+        fprintf(errout, "%zu problem%s found\n", errs.n, errs.n == 1 ? "" : "s");
         dag_errors_free(&errs);
         srv_world_free(w);
         return SRV_ERR;

@@ -1,0 +1,214 @@
+/* bench_dag: the DAG engine's speed figures for bench/RESULTS.md, measured
+ * side by side in one run (`make bench` runs it through bench/run.sh).
+ *
+ *   marketing  in-process runs of Hamilton's hello world: µs per run
+ *   score      customer_score with 32 random ids over 200,000 records
+ *   chain      the 1000-node chain at 96 MiB per array against a baseline
+ *              doing the same reads and writes on two preallocated buffers
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dag/dag.h"
+#include "heap/gc.h"
+#include "server/state.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static dag *load(const char *path)
+{
+    static const char *const states[] = {"customers"};
+    dag_errors errs = {0};
+    dag *d = dag_load_file(path, states, 1, &errs);
+    if (!d) {
+        dag_errors_print(&errs, stderr);
+        exit(1);
+    }
+    return d;
+}
+
+/* Runs `d` on requests[i % nreq] in batches; median µs per run over the
+ * batches, with and without writing the JSON response. */
+static void time_runs(const dag *d, json_t **requests, size_t nreq, const dag_run_opts *opts, int batches,
+                      int per_batch, double *run_us, double *with_json_us)
+{
+    double *a = calloc((size_t)batches, sizeof(double)), *b = calloc((size_t)batches, sizeof(double));
+    dag_result res;
+    dag_fail f;
+    size_t k = 0;
+    for (int bt = 0; bt < batches; bt++) {
+        uint64_t t0 = now_ns();
+        for (int i = 0; i < per_batch; i++, k++) {
+            if (dag_run(d, requests[k % nreq], opts, &res, &f) != DAG_OK) {
+                fprintf(stderr, "run failed: %s\n", f.message);
+                exit(1);
+            }
+            dag_result_free(&res);
+        }
+        uint64_t t1 = now_ns();
+        for (int i = 0; i < per_batch; i++, k++) {
+            dag_run(d, requests[k % nreq], opts, &res, &f);
+            dag_writer w;
+            dag_writer_init_mem(&w);
+            dag_write_response(&w, d, &res, 0, 1, &f);
+            dag_writer_free(&w);
+            dag_result_free(&res);
+        }
+        uint64_t t2 = now_ns();
+        a[bt] = (double)(t1 - t0) / 1e3 / per_batch;
+        b[bt] = (double)(t2 - t1) / 1e3 / per_batch;
+    }
+    *run_us = median(a, (size_t)batches);
+    *with_json_us = median(b, (size_t)batches);
+    free(a);
+    free(b);
+}
+
+static void bench_marketing(void)
+{
+    heap_init(NULL);
+    dag *d = load("config/dags/marketing.json");
+    json_error_t jerr;
+    json_t *inputs = json_load_file("config/inputs/marketing.json", 0, &jerr);
+    json_t *req = json_pack("{s:o, s:[s,s,s]}", "inputs", inputs, "outputs", "avg_3wk_spend", "spend_per_signup",
+                            "spend_zero_mean_unit_variance");
+    double run_us, json_us;
+    time_runs(d, &req, 1, NULL, 41, 5000, &run_us, &json_us);
+    printf("| marketing (Hamilton's hello world, 3 outputs) | %.2f | %.0f | %.2f |\n", run_us, 1e6 / run_us, json_us);
+    json_decref(req);
+    dag_free(d);
+    heap_destroy();
+}
+
+static void bench_score(void)
+{
+    heap_init(NULL);
+    gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
+    heap_obj *state = heap_dict_new();
+    heap_dict_set_str_new(state, "customers", srv_state_generate_records(200000, 42));
+    gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
+    gc_settle();
+    dag *d = load("config/dags/customer_score.json");
+    enum { NREQ = 1024 };
+    json_t *reqs[NREQ];
+    uint64_t x = 7;
+    for (int r = 0; r < NREQ; r++) {
+        json_t *ids = json_array();
+        for (int i = 0; i < 32; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            json_array_append_new(ids, json_integer((json_int_t)((x >> 33) % 200000)));
+        }
+        reqs[r] = json_pack("{s:{s:o}}", "inputs", "ids", ids);
+    }
+    dag_run_opts opts = {.state = state};
+    double run_us, json_us;
+    time_runs(d, reqs, NREQ, &opts, 41, 2000, &run_us, &json_us);
+    printf("| customer_score, 32 random ids of 200,000 | %.2f | %.0f | %.2f |\n", run_us, 1e6 / run_us, json_us);
+    for (int r = 0; r < NREQ; r++)
+        json_decref(reqs[r]);
+    dag_free(d);
+    heap_destroy();
+}
+
+/* The baseline: fill x, then 999 times y = x * 1.01 and swap -- the same
+ * reads and writes as the chain, on two buffers allocated and faulted in
+ * beforehand. */
+static double baseline_ms(size_t n)
+{
+    double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
+    memset(x, 0, n * sizeof(double));
+    memset(y, 0, n * sizeof(double));
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1.0;
+    for (int k = 1; k < 1000; k++) {
+        double *restrict src = x, *restrict dst = y;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i] * 1.01;
+        y = x;
+        x = dst;
+    }
+    double ms = (double)(now_ns() - t0) / 1e6;
+    if (x[n - 1] < 20000) /* 1.01^999: keeps the loop */
+        fprintf(stderr, "baseline went wrong\n");
+    free(x);
+    free(y);
+    return ms;
+}
+
+static double chain_ms(const dag *d, int size_mb, uint64_t *peak)
+{
+    json_t *req = json_pack("{s:{s:i}, s:[s]}", "inputs", "size_mb", size_mb, "outputs", "foo_999");
+    dag_result res;
+    dag_fail f;
+    uint64_t t0 = now_ns();
+    if (dag_run(d, req, NULL, &res, &f) != DAG_OK) {
+        fprintf(stderr, "chain failed: %s\n", f.message);
+        exit(1);
+    }
+    double ms = (double)(now_ns() - t0) / 1e6;
+    *peak = res.peak_bytes;
+    dag_result_free(&res);
+    json_decref(req);
+    return ms;
+}
+
+static void bench_chain(int size_mb, int reps)
+{
+    heap_init(NULL);
+    dag *d = load("config/dags/chain.json");
+    size_t n = (size_t)size_mb * 131072;
+    double c[9], b[9];
+    uint64_t peak = 0;
+    for (int r = 0; r < reps; r++) { /* interleaved */
+        c[r] = chain_ms(d, size_mb, &peak);
+        b[r] = baseline_ms(n);
+    }
+    double cm = median(c, (size_t)reps), bm = median(b, (size_t)reps);
+    printf("| chain, %d MiB arrays, foo_999 | %.0f | %.0f | %.2fx | %.1f MiB |\n", size_mb, cm, bm, cm / bm,
+           (double)peak / 1048576.0);
+    dag_free(d);
+    heap_destroy();
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    if (!only || strcmp(only, "marketing") == 0 || strcmp(only, "score") == 0) {
+        printf("## In-process DAG runs (median of 41 batches)\n\n");
+        printf("| DAG | µs per run | runs per second | µs per run with the JSON response |\n|---|---|---|---|\n");
+        if (!only || strcmp(only, "marketing") == 0)
+            bench_marketing();
+        if (!only || strcmp(only, "score") == 0)
+            bench_score();
+        printf("\n");
+    }
+    if (!only || strcmp(only, "chain") == 0) {
+        int mb = argc > 2 ? atoi(argv[2]) : 96;
+        printf("## chain against a preallocated two-buffer baseline (median of 3, interleaved)\n\n");
+        printf("| run | chain ms | baseline ms | chain ÷ baseline | peak heap |\n|---|---|---|---|---|\n");
+        bench_chain(mb, 3);
+        printf("\n");
+    }
+    return 0;
+}

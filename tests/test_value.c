@@ -1,0 +1,249 @@
+/* test_value: the JSON boundary (dag/value.h): typed conversion in, the
+ * streaming writer out (numbers as Python's repr, strings escaped, NaN as
+ * null), round trips, and the depth guard against cyclic values. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dag/value.h"
+#include "heap/gc.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    heap_init(NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gc_collect(2);
+    heap_stats s;
+    heap_get_stats(&s);
+    heap_destroy();
+    return s.objects == 0 ? 0 : -1; /* every case releases what it made */
+}
+
+static json_t *js(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+    if (!j)
+        fail_msg("bad test JSON: %s", e.text);
+    return j;
+}
+
+/* Emits o and compares with the expected text. */
+static void assert_emits(heap_obj *o, const char *expected)
+{
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    char err[128];
+    assert_int_equal(dag_emit_value(&w, o, err, sizeof err), DAG_OK);
+    assert_string_equal(w.buf, expected);
+    dag_writer_free(&w);
+}
+
+static void typed_conversion_accepts_and_rejects(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        dag_vtype t;
+        bool ok;
+    } cases[] = {
+        {"3", DV_INT, true},         {"3.0", DV_INT, false},     {"true", DV_INT, false},
+        {"3", DV_FLOAT, true},       {"2.5", DV_FLOAT, true},    {"\"2.5\"", DV_FLOAT, false},
+        {"\"x\"", DV_STR, true},     {"1", DV_STR, false},       {"false", DV_BOOL, true},
+        {"[1, 2.5, null]", DV_ARRAY, true}, {"[1, \"2\"]", DV_ARRAY, false}, {"{}", DV_ARRAY, false},
+        {"[1, \"a\", [2]]", DV_LIST, true}, {"{\"a\": 1}", DV_DICT, true}, {"[]", DV_DICT, false},
+        {"null", DV_ANY, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *j = js(cases[i].json);
+        heap_obj *o = NULL;
+        char err[128] = "";
+        int rc = dag_value_from_json(j, cases[i].t, &o, err, sizeof err);
+        if ((rc == DAG_OK) != cases[i].ok)
+            fail_msg("%s as %s: expected %s, got %s (%s)", cases[i].json, dag_vtype_name(cases[i].t),
+                     cases[i].ok ? "ok" : "error", rc == DAG_OK ? "ok" : "error", err);
+        if (rc == DAG_OK)
+            assert_true(dag_value_is(o, cases[i].t));
+        else
+            assert_null(o);
+        heap_xdecref(o);
+        json_decref(j);
+    }
+}
+
+static void array_input_maps_null_to_nan_and_names_bad_elements(void **state)
+{
+    (void)state;
+    json_t *j = js("[1, null, 2.5]");
+    heap_obj *a;
+    char err[128];
+    assert_int_equal(dag_value_from_json(j, DV_ARRAY, &a, err, sizeof err), DAG_OK);
+    assert_true(isnan(heap_array_f64(a)[1]));
+    assert_true(heap_array_f64(a)[2] == 2.5);
+    heap_decref(a);
+    json_decref(j);
+    j = js("[1, 2, \"3\"]");
+    assert_int_equal(dag_value_from_json(j, DV_ARRAY, &a, err, sizeof err), DAG_ERR);
+    assert_non_null(strstr(err, "element 2"));
+    json_decref(j);
+}
+
+static void doubles_print_as_python_repr(void **state)
+{
+    (void)state;
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.4, "0.4"}, {1.0, "1.0"}, {100.0, "100.0"}, {-2.5, "-2.5"}, {13.333333333333334, "13.333333333333334"},
+        {0.1 + 0.2, "0.30000000000000004"}, {1e16, "1e+16"}, {1e15, "1000000000000000.0"},
+        {0.0001, "0.0001"}, {0.00001, "1e-05"}, {5e-324, "5e-324"}, {-0.0, "-0.0"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        heap_obj *f = heap_float_new(cases[i].v);
+        assert_emits(f, cases[i].text);
+        heap_decref(f);
+    }
+    heap_obj *nan = heap_float_new(NAN), *inf = heap_float_new(-INFINITY);
+    assert_emits(nan, "null");
+    assert_emits(inf, "null");
+    heap_decref(nan);
+    heap_decref(inf);
+}
+
+static void strings_are_escaped_and_always_valid_utf8(void **state)
+{
+    (void)state;
+    heap_obj *s = heap_str_from("a\"b\\c\nd\te\x01 é €");
+    assert_emits(s, "\"a\\\"b\\\\c\\nd\\te\\u0001 é €\"");
+    heap_decref(s);
+    /* A lone continuation byte, a truncated sequence, an overlong '/'. */
+    heap_obj *bad = heap_str_new("x\x80y\xe2\x82z\xc0\xaf", 8);
+    assert_emits(bad, "\"x\\ufffdy\\ufffd\\ufffdz\\ufffd\\ufffd\"");
+    heap_decref(bad);
+}
+
+static void containers_emit_in_order_with_int_keys_as_strings(void **state)
+{
+    (void)state;
+    heap_obj *d = heap_dict_new();
+    heap_obj *k = heap_int_new(42);
+    heap_dict_set_new(d, k, heap_str_from("answer"));
+    heap_decref(k);
+    heap_dict_set_str_new(d, "list", heap_list_new(0));
+    heap_obj *a = heap_array_new(HD_I64, 3);
+    heap_array_i64(a)[2] = -7;
+    heap_dict_set_str_new(d, "ints", a);
+    heap_obj *t = heap_table_new(2);
+    heap_obj *name = heap_str_from("x"), *col = heap_array_new(HD_F64, 2);
+    heap_array_f64(col)[1] = 0.5;
+    heap_table_add_column(t, name, col);
+    heap_decref(name);
+    heap_decref(col);
+    heap_dict_set_str_new(d, "table", t);
+    heap_dict_set_str_new(d, "none", heap_none());
+    assert_emits(d, "{\"42\":\"answer\",\"list\":[],\"ints\":[0,0,-7],\"table\":{\"x\":[0.0,0.5]},\"none\":null}");
+    heap_decref(d);
+}
+
+static void json_round_trips_through_the_heap(void **state)
+{
+    (void)state;
+    const char *doc = "{\"name\":\"cowdag\",\"n\":-12,\"x\":0.1,\"ok\":true,\"nothing\":null,"
+                      "\"nested\":{\"list\":[1,[2,[3,\"four\"]],{\"k\":\"v\"}],\"empty\":{}},\"uni\":\"\\u00e9\\u20ac\"}";
+    json_t *in = js(doc);
+    heap_obj *o;
+    char err[128];
+    assert_int_equal(dag_value_from_json(in, DV_ANY, &o, err, sizeof err), DAG_OK);
+    json_t *out = dag_value_to_json(o, err, sizeof err);
+    assert_non_null(out);
+    assert_true(json_equal(in, out));
+    json_decref(out);
+    json_decref(in);
+    heap_decref(o);
+}
+
+static void cyclic_values_fail_cleanly(void **state)
+{
+    (void)state;
+    heap_obj *l = heap_list_new(0);
+    heap_list_append(l, l);
+    char err[128];
+    assert_int_equal(dag_value_check(l, err, sizeof err), DAG_ERR);
+    assert_non_null(strstr(err, "cyclic"));
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    assert_int_equal(dag_emit_value(&w, l, err, sizeof err), DAG_ERR);
+    dag_writer_free(&w);
+    assert_null(dag_value_to_json(l, err, sizeof err));
+    heap_decref(l);
+}
+
+/* --- the sink writer ----------------------------------------------------- */
+
+typedef struct sink {
+    size_t calls, bytes;
+    int fail_after;
+} sink;
+
+static int count_flush(void *arg, const char *buf, size_t len)
+{
+    (void)buf;
+    sink *s = arg;
+    s->calls++;
+    s->bytes += len;
+    return s->fail_after && (int)s->calls >= s->fail_after ? -1 : 0;
+}
+
+static void sink_writer_streams_in_bounded_chunks(void **state)
+{
+    (void)state;
+    heap_obj *a = heap_array_new(HD_F64, 100000); /* "0.0," x 100000: ~400 kB of text */
+    sink s = {0};
+    dag_writer w;
+    dag_writer_init_sink(&w, count_flush, &s);
+    char err[64];
+    assert_int_equal(dag_emit_value(&w, a, err, sizeof err), DAG_OK);
+    assert_int_equal(dag_writer_finish(&w), DAG_OK);
+    assert_int_equal(s.bytes, 2 + 100000 * 3 + 99999);
+    assert_true(s.calls >= 6);           /* flushed as it went */
+    assert_true(w.cap <= 65536);         /* never grew */
+    dag_writer_free(&w);
+    sink failing = {.fail_after = 2};
+    dag_writer_init_sink(&w, count_flush, &failing);
+    dag_emit_value(&w, a, err, sizeof err);
+    assert_int_equal(dag_writer_finish(&w), DAG_ERR);
+    assert_int_equal(failing.calls, 2); /* nothing more after a failure */
+    dag_writer_free(&w);
+    heap_decref(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(typed_conversion_accepts_and_rejects),
+        T(array_input_maps_null_to_nan_and_names_bad_elements),
+        T(doubles_print_as_python_repr),
+        T(strings_are_escaped_and_always_valid_utf8),
+        T(containers_emit_in_order_with_int_keys_as_strings),
+        T(json_round_trips_through_the_heap),
+        T(cyclic_values_fail_cleanly),
+        T(sink_writer_streams_in_bounded_chunks),
+#undef T
+    };
+    return cmocka_run_group_tests_name("value", tests, NULL, NULL);
+}
