@@ -125,28 +125,6 @@ static const char *ptype_name(dag_ptype t)
     return "?";
 }
 
-static const char *json_kind(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "bool";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
 static size_t spec_count(const dag_op *op)
 {
     size_t n = 0;
@@ -197,7 +175,7 @@ static int param_read(const dag_param_spec *spec, const json_t *j, dag_param *v,
         for (size_t k = 0; k < n; k++)
             if (!json_is_string(json_array_get(j, k)))
                 return errf(err, errlen, "param '%s': item %zu must be a string, got %s", spec->name, k,
-                            json_kind(json_array_get(j, k)));
+                            dag_json_kind(json_array_get(j, k)));
         v->strs = xmalloc(n * sizeof *v->strs);
         for (size_t k = 0; k < n; k++)
             v->strs[k] = xstrdup(json_string_value(json_array_get(j, k)));
@@ -205,7 +183,7 @@ static int param_read(const dag_param_spec *spec, const json_t *j, dag_param *v,
         return DAG_OK;
     }
     }
-    return errf(err, errlen, "param '%s' must be %s, got %s", spec->name, ptype_name(spec->type), json_kind(j));
+    return errf(err, errlen, "param '%s' must be %s, got %s", spec->name, ptype_name(spec->type), dag_json_kind(j));
 }
 
 int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, char *err, size_t errlen)
@@ -214,7 +192,7 @@ int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, ch
     if (params && json_is_null(params))
         params = NULL;
     if (params && !json_is_object(params))
-        return errf(err, errlen, "params must be an object, got %s", json_kind(params));
+        return errf(err, errlen, "params must be an object, got %s", dag_json_kind(params));
 
     size_t nspec = spec_count(op);
     if (params) {

@@ -62,7 +62,7 @@ bool dag_value_is(const heap_obj *o, dag_vtype t)
 /* {  JSON in                                                              */
 /* ====================================================================== */
 
-static const char *json_kind(const json_t *j)
+const char *dag_json_kind(const json_t *j)
 {
     switch (json_typeof(j)) {
     case JSON_OBJECT:
@@ -74,14 +74,14 @@ static const char *json_kind(const json_t *j)
     case JSON_INTEGER:
         return "integer";
     case JSON_REAL:
-        return "number";
+        return "real";
     case JSON_TRUE:
     case JSON_FALSE:
-        return "bool";
+        return "boolean";
     case JSON_NULL:
         return "null";
     }
-    return "?";
+    return "unknown";
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -138,32 +138,32 @@ int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *e
         return DAG_OK;
     case DV_INT:
         if (!json_is_integer(j))
-            return fail(err, errlen, "expected int, got %s", json_kind(j));
+            return fail(err, errlen, "expected int, got %s", dag_json_kind(j));
         *out = heap_int_new(json_integer_value(j));
         return DAG_OK;
     case DV_FLOAT:
         if (!json_is_number(j))
-            return fail(err, errlen, "expected float, got %s", json_kind(j));
+            return fail(err, errlen, "expected float, got %s", dag_json_kind(j));
         *out = heap_float_new(json_number_value(j));
         return DAG_OK;
     case DV_STR:
         if (!json_is_string(j))
-            return fail(err, errlen, "expected str, got %s", json_kind(j));
+            return fail(err, errlen, "expected str, got %s", dag_json_kind(j));
         *out = heap_str_new(json_string_value(j), json_string_length(j));
         return DAG_OK;
     case DV_BOOL:
         if (!json_is_boolean(j))
-            return fail(err, errlen, "expected bool, got %s", json_kind(j));
+            return fail(err, errlen, "expected bool, got %s", dag_json_kind(j));
         *out = heap_bool(json_is_true(j));
         return DAG_OK;
     case DV_ARRAY: {
         if (!json_is_array(j))
-            return fail(err, errlen, "expected array of numbers, got %s", json_kind(j));
+            return fail(err, errlen, "expected array of numbers, got %s", dag_json_kind(j));
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
             const json_t *e = json_array_get(j, i);
             if (!json_is_number(e) && !json_is_null(e))
-                return fail(err, errlen, "element %zu: expected number, got %s", i, json_kind(e));
+                return fail(err, errlen, "element %zu: expected number, got %s", i, dag_json_kind(e));
         }
         heap_obj *a = heap_array_new_uninit(HD_F64, n);
         double *v = heap_array_f64(a);
@@ -176,12 +176,12 @@ int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *e
     }
     case DV_LIST:
         if (!json_is_array(j))
-            return fail(err, errlen, "expected list, got %s", json_kind(j));
+            return fail(err, errlen, "expected list, got %s", dag_json_kind(j));
         *out = from_json_any(j);
         return DAG_OK;
     case DV_DICT:
         if (!json_is_object(j))
-            return fail(err, errlen, "expected dict, got %s", json_kind(j));
+            return fail(err, errlen, "expected dict, got %s", dag_json_kind(j));
         *out = from_json_any(j);
         return DAG_OK;
     }

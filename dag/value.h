@@ -36,6 +36,10 @@ const char *dag_vtype_name(dag_vtype t);
  * "element 3: expected number, got string"). */
 int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *err, size_t errlen);
 
+/* The name of a JSON value's type, in jansson's terms (object, array,
+ * string, integer, real, boolean, null), for messages. */
+const char *dag_json_kind(const json_t *j);
+
 /* Whether a heap value has the declared type (an int is a float too). */
 bool dag_value_is(const heap_obj *o, dag_vtype t);
 

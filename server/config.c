@@ -3,6 +3,8 @@
  * its defaults and the ownership of the result are in server/config.h. */
 #include "server/config.h"
 
+#include "dag/value.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glob.h>
@@ -190,31 +192,9 @@ static void key_join(char *out, const char *parent, const char *name)
 
 static void key_index(char *out, const char *parent, size_t i) { snprintf(out, KEY_MAX, "%s[%zu]", parent, i); }
 
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "real";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "unknown";
-}
-
 static int wrong_type(loader *ld, const char *key, const char *want, const json_t *v)
 {
-    return fail(ld, key, "expected %s, got %s", want, type_name(v));
+    return fail(ld, key, "expected %s, got %s", want, dag_json_kind(v));
 }
 
 /* Every key of obj must be in the NULL-ended list known. */
@@ -687,7 +667,7 @@ static int read_root(loader *ld, json_t *root)
 {
     json_t *v;
     if (!json_is_object(root))
-        return fail(ld, "top level", "expected object, got %s", type_name(root));
+        return fail(ld, "top level", "expected object, got %s", dag_json_kind(root));
     if (check_keys(ld, "", root, top_keys))
         return SRV_ERR;
     if ((v = json_object_get(root, "listen")) && read_listen(ld, v))
