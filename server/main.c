@@ -13,6 +13,7 @@
 #include "heap/gc.h"
 #include "server/config.h"
 #include "server/cowtest.h"
+#include "server/serve.h"
 #include "server/world.h"
 
 #define COWDAG_VERSION "0.1.0"
@@ -66,6 +67,23 @@ static const char *const usage_check =
     "a summary.  On errors prints each (file, node or key, problem) and exits 1.\n"
     "\n"
     "  -c, --config FILE   config file (default config/cowdag.json)\n";
+
+static const char *const usage_serve =
+    "usage: cowdag serve [-c FILE] [--listen HOST:PORT] [--workers N] [--gc MODE]\n"
+    "                    [--gc-thresholds T0,T1,T2] [--immortal]\n"
+    "\n"
+    "Runs the pre-fork HTTP server in the foreground: the master loads the\n"
+    "config's state and DAGs, settles the collector and forks the workers.\n"
+    "Flags override the file.  Signals to the master: TERM/INT stop gracefully,\n"
+    "QUIT stops at once, HUP reloads config, state and DAGs, TTIN/TTOU add or\n"
+    "remove a worker.  A listening socket in $COWDAG_LISTEN_FD is used as is.\n"
+    "\n"
+    "  -c, --config FILE        config file (default config/cowdag.json)\n"
+    "  --listen HOST:PORT       address to serve (port 0: any free port)\n"
+    "  --workers N              worker processes\n"
+    "  --gc MODE                tuned | disable | freeze\n"
+    "  --gc-thresholds T        three thresholds, e.g. 700,10,10\n"
+    "  --immortal               with freeze: inherited objects are immortal\n";
 
 #define DEFAULT_CONFIG "config/cowdag.json"
 
@@ -380,6 +398,67 @@ static int cmd_check(int argc, char **argv)
     return 0;
 }
 
+static int cmd_serve(int argc, char **argv)
+{
+    enum { O_LISTEN = 1, O_WORKERS, O_GC, O_THRESH, O_IMMORTAL };
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, O_LISTEN},
+                                         {"workers", required_argument, NULL, O_WORKERS},
+                                         {"gc", required_argument, NULL, O_GC},
+                                         {"gc-thresholds", required_argument, NULL, O_THRESH},
+                                         {"immortal", no_argument, NULL, O_IMMORTAL},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = DEFAULT_CONFIG;
+    srv_overrides ov = {.workers = -1};
+    uint64_t v;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            ov.listen = optarg;
+            break;
+        case O_WORKERS:
+            if (parse_u64(optarg, &v) || v < 1 || v > 256)
+                return fail("serve", "--workers wants 1 to 256, not '%s'", optarg);
+            ov.workers = (int)v;
+            break;
+        case O_GC:
+            ov.gc_mode = optarg;
+            break;
+        case O_THRESH:
+            if (parse_thresholds(optarg, ov.thresholds))
+                return fail("serve", "--gc-thresholds wants three integers like 700,10,10, not '%s'", optarg);
+            ov.thresholds_set = true;
+            break;
+        case O_IMMORTAL:
+            ov.immortal = true;
+            break;
+        default: {
+            int rc = common_option(c, usage_serve, &config);
+            if (rc == -2)
+                return fail("serve", "unknown or incomplete option '%s'", argv[optind - 1]);
+            if (rc >= 0)
+                return rc;
+        }
+        }
+    }
+    if (optind < argc)
+        return fail("serve", "unexpected argument '%s'", argv[optind]);
+    /* Check the flags against the file once before starting. */
+    srv_config cfg;
+    if (load_config("serve", config, &cfg))
+        return 1;
+    char err[512];
+    int bad = srv_apply_overrides(&cfg, &ov, err, sizeof err);
+    srv_config_free(&cfg);
+    if (bad)
+        return fail("serve", "%s", err);
+    return srv_serve(config, &ov);
+}
+
 static int cmd_ops(int argc, char **argv)
 {
     (void)argc;
@@ -397,19 +476,6 @@ static int cmd_ops(int argc, char **argv)
         printf("\n    %s\n\n", op->doc);
     }
     return 0;
-}
-
-/* Commands whose implementation has not landed yet say so and fail. */
-static int cmd_pending(const char *name, int argc, char **argv)
-{
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--version") == 0) {
-            puts("cowdag " COWDAG_VERSION);
-            return 0;
-        }
-    }
-    fprintf(stderr, "cowdag %s: not available in this build yet (see README.md, Status)\n", name);
-    return 2;
 }
 
 int main(int argc, char **argv)
@@ -436,7 +502,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ops") == 0)
         return cmd_ops(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
-        return cmd_pending(cmd, argc, argv);
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "cowdag: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }

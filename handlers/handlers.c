@@ -1,0 +1,380 @@
+/* handlers.c: the routes (handlers/handlers.h).
+ *
+ *   POST /dags/{name}/run             run result             dag/dag.h
+ *   GET  /dags                        names, inputs, outputs
+ *   GET  /dags/{name}                 nodes, kinds, deps
+ *   GET  /dags/{name}/dot             Graphviz DOT
+ *   GET  /stats, GET /metrics         from the worker's scoreboard
+ *   GET  /healthz                     "ok"
+ *   POST /admin/gc/collect?generation=G   403 unless admin
+ *
+ * Life of a request in libmicrohttpd: the first call only creates its state;
+ * upload calls append to a buffer under max_body_bytes (checked against
+ * Content-Length first, then while reading, so chunked bodies are bounded
+ * too); the final call parses once, runs, and queues the one response.
+ * h_completed frees the state and does the accounting and access log.
+ */
+#include "handlers/handlers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dag/dag.h"
+#include "heap/gc.h"
+
+typedef struct h_req {
+    h_server *server;
+    uint64_t t0_ns;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool started; /* past the first call */
+    unsigned status;
+    size_t bytes_out;
+    char method[8];
+    char url[160];
+} h_req;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ====================================================================== */
+/* {  Responses                                                            */
+/* ====================================================================== */
+
+/* Queues `body` (malloc'ed; taken) with a status and content type. */
+static enum MHD_Result respond(struct MHD_Connection *conn, h_req *r, unsigned status, const char *type, char *body,
+                               size_t len, bool close_after)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (close_after || *r->server->shutting_down)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->method[0] == 'G' ? "POST" : "GET");
+    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    r->bytes_out = len;
+    return rc;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *conn, h_req *r, unsigned status, dag_writer *w)
+{
+    size_t len;
+    char *body = dag_writer_take(w, &len);
+    return respond(conn, r, status, "application/json", body, len, false);
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *conn, h_req *r, unsigned status, const char *code,
+                                     const char *node, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static enum MHD_Result respond_error(struct MHD_Connection *conn, h_req *r, unsigned status, const char *code,
+                                     const char *node, const char *fmt, ...)
+{
+    dag_fail f = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f.message, sizeof f.message, fmt, ap);
+    va_end(ap);
+    snprintf(f.node, sizeof f.node, "%s", node ? node : "");
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    dag_write_error(&w, &f);
+    size_t len;
+    char *body = dag_writer_take(&w, &len);
+    /* A body we did not read leaves the connection unusable: close it. */
+    return respond(conn, r, status, "application/json", body, len, status == MHD_HTTP_CONTENT_TOO_LARGE);
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, h_req *r, unsigned status, const char *type,
+                                    const char *text)
+{
+    char *body = strdup(text);
+    if (!body)
+        return MHD_NO;
+    return respond(conn, r, status, type, body, strlen(body), false);
+}
+
+static enum MHD_Result respond_jansson(struct MHD_Connection *conn, h_req *r, json_t *doc)
+{
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!body)
+        return respond_error(conn, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "cannot render JSON");
+    return respond(conn, r, MHD_HTTP_OK, "application/json", body, strlen(body), false);
+}
+
+/* The spec's status for each run error code. */
+static unsigned status_of(const char *code)
+{
+    if (strcmp(code, "bad_json") == 0)
+        return MHD_HTTP_BAD_REQUEST;
+    if (strcmp(code, "unknown_dag") == 0 || strcmp(code, "not_found") == 0)
+        return MHD_HTTP_NOT_FOUND;
+    if (strcmp(code, "internal") == 0)
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    return MHD_HTTP_UNPROCESSABLE_CONTENT;
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Routes                                                               */
+/* ====================================================================== */
+
+static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req *r, const dag *d)
+{
+    json_t *req = NULL;
+    if (r->len) {
+        json_error_t jerr;
+        req = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!req)
+            return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, "line %d, column %d: %s",
+                                 jerr.line, jerr.column, jerr.text);
+    }
+    dag_run_opts opts = {.state = s->world->state,
+                         .deadline_ns = s->cfg->timeout_ms ? r->t0_ns + (uint64_t)s->cfg->timeout_ms * 1000000u : 0};
+    dag_result res;
+    dag_fail f = {0};
+    int rc = dag_run(d, req, &opts, &res, &f);
+    json_decref(req);
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    if (rc == DAG_OK && dag_write_response(&w, d, &res, s->worker, (long)getpid(), &f) == DAG_OK) {
+        dag_result_free(&res);
+        return respond_json(conn, r, MHD_HTTP_OK, &w);
+    }
+    if (rc == DAG_OK)
+        dag_result_free(&res);
+    dag_writer_free(&w);
+    dag_writer_init_mem(&w);
+    dag_write_error(&w, &f);
+    return respond_json(conn, r, status_of(f.code), &w);
+}
+
+static enum MHD_Result route_dags(h_server *s, struct MHD_Connection *conn, h_req *r)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < s->world->ndags; i++)
+        json_array_append_new(list, dag_summary_json(s->world->dags[i]));
+    return respond_jansson(conn, r, list);
+}
+
+static enum MHD_Result route_collect(h_server *s, struct MHD_Connection *conn, h_req *r)
+{
+    if (!s->cfg->admin)
+        return respond_error(conn, r, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+                             "admin routes are off (set \"admin\": true in the config)");
+    const char *g = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "generation");
+    int gen = 2;
+    if (g) {
+        char *end;
+        long v = strtol(g, &end, 10);
+        if (!*g || *end || v < 0 || v >= GC_GENERATIONS)
+            return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type_error", NULL,
+                                 "generation must be 0, 1 or 2, not '%s'", g);
+        gen = (int)v;
+    }
+    uint64_t t0 = now_ns();
+    uint64_t freed = gc_collect(gen);
+    uint64_t us = (now_ns() - t0) / 1000;
+    gc_stats gs;
+    gc_get_stats(&gs);
+    return respond_jansson(conn, r,
+                           json_pack("{s:i, s:I, s:I, s:I, s:I, s:i, s:I}", "generation", gen, "collected",
+                                     (json_int_t)freed, "pause_us", (json_int_t)us, "tracked",
+                                     (json_int_t)gs.tracked, "frozen", (json_int_t)gs.frozen, "worker", s->worker,
+                                     "pid", (json_int_t)getpid()));
+}
+
+static enum MHD_Result route_generated(struct MHD_Connection *conn, h_req *r, char *(*render)(void *), void *arg,
+                                       const char *type)
+{
+    char *body = render ? render(arg) : NULL;
+    if (!body)
+        return respond_error(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal", NULL,
+                             "this worker has no statistics to serve");
+    return respond(conn, r, MHD_HTTP_OK, type, body, strlen(body), false);
+}
+
+/* Splits "/dags/NAME[/REST]": copies NAME, points *rest at what follows
+ * (NULL if nothing). */
+static bool dag_path(const char *url, char *name, size_t cap, const char **rest)
+{
+    if (strncmp(url, "/dags/", 6) != 0)
+        return false;
+    const char *p = url + 6, *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    *rest = slash ? slash + 1 : NULL;
+    return true;
+}
+
+/* Decides the route and answers it (the body, if any, is in r). */
+static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req *r, const char *url,
+                                const char *method)
+{
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
+    char name[128];
+    const char *rest;
+    if (strcmp(url, "/healthz") == 0)
+        return get ? respond_text(conn, r, MHD_HTTP_OK, "text/plain", "ok\n")
+                   : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                                   "%s: use GET", url);
+    if (strcmp(url, "/dags") == 0 || strcmp(url, "/dags/") == 0)
+        return get ? route_dags(s, conn, r)
+                   : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                                   "%s: use GET", url);
+    if (strcmp(url, "/stats") == 0 || strcmp(url, "/metrics") == 0) {
+        if (!get)
+            return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                                 "%s: use GET", url);
+        return url[1] == 's' ? route_generated(conn, r, s->stats_json, s->stats_arg, "application/json")
+                             : route_generated(conn, r, s->metrics_text, s->stats_arg,
+                                               "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (strcmp(url, "/admin/gc/collect") == 0)
+        return post ? route_collect(s, conn, r)
+                    : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
+                                    "%s: use POST", url);
+    if (dag_path(url, name, sizeof name, &rest)) {
+        const dag *d = srv_world_dag(s->world, name);
+        bool run = rest && strcmp(rest, "run") == 0, dot = rest && strcmp(rest, "dot") == 0;
+        if (rest && !run && !dot && *rest)
+            return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s", url);
+        if (run != post)
+            return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL, "%s: use %s",
+                                 url, run ? "POST" : "GET");
+        if (!d)
+            return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "unknown_dag", NULL, "no DAG named '%s'", name);
+        if (run)
+            return route_run(s, conn, r, d);
+        if (dot) {
+            char *text = dag_dot(d);
+            return respond(conn, r, MHD_HTTP_OK, "text/vnd.graphviz", text, strlen(text), false);
+        }
+        return respond_jansson(conn, r, dag_detail_json(d));
+    }
+    return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s", url);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  The MHD callbacks                                                    */
+/* ====================================================================== */
+
+enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                         const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+    (void)version;
+    h_server *s = cls;
+    h_req *r = *req_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->server = s;
+        r->t0_ns = now_ns();
+        s->inflight++;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->url, sizeof r->url, "%s", url);
+        *req_cls = r;
+        if (*s->shutting_down)
+            return respond_error(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down", NULL,
+                                 "this worker is shutting down; retry");
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno || *end || n > s->cfg->max_body_bytes)
+                return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+                                     "the body (%s bytes) exceeds max_body_bytes (%" PRIu64 ")", cl,
+                                     s->cfg->max_body_bytes);
+        }
+        return MHD_YES;
+    }
+    if (r->status) /* answered already (an early error); drain */
+        return *upload_data_size = 0, MHD_YES;
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->len + n > s->cfg->max_body_bytes) {
+            r->too_large = true;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b)
+                return respond_error(conn, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "out of memory");
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+                             "the body exceeds max_body_bytes (%" PRIu64 ")", s->cfg->max_body_bytes);
+    return dispatch(s, conn, r, url, method);
+}
+
+void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    h_server *s = cls;
+    h_req *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    s->inflight--;
+    if (r->status) {
+        uint64_t us = (now_ns() - r->t0_ns) / 1000;
+        s->requests++;
+        if (r->status >= 400)
+            s->errors++;
+        if (r->status / 100 < 6)
+            s->status_counts[r->status / 100]++;
+        if (s->on_request)
+            s->on_request(s->on_request_arg, r->status, us);
+        if (s->cfg->access_log) {
+            char addr[INET6_ADDRSTRLEN] = "-";
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+                else if (sa->sa_family == AF_INET6)
+                    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+            }
+            fprintf(stderr, "%s \"%s %s\" %u %zu %.6fs w%d%s\n", addr, r->method, r->url, r->status, r->bytes_out,
+                    (double)us / 1e6, s->worker, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+        }
+    }
+    free(r->body);
+    free(r);
+}
+
+/* }====================================================================== */

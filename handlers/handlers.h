@@ -1,0 +1,51 @@
+/* handlers: cowdag's HTTP routes, for one worker's libmicrohttpd daemon.
+ * Request bodies are collected across upload calls under a hard limit,
+ * parsed once, run, and answered with JSON; every error is the spec's
+ * {"error": {"code", "message", "node"?}} with its status.  Routes and codes
+ * are the spec's "HTTP" section; the table is at the top of handlers.c.
+ *
+ * Everything here runs on the worker's single thread, so the heap needs no
+ * locks.  Nothing a request sends can take the worker down: bad input
+ * becomes an error response and the worker goes on serving.
+ */
+#ifndef COWDAG_HANDLERS_H
+#define COWDAG_HANDLERS_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/config.h"
+#include "server/world.h"
+
+/* What the routes need from their worker (owned by the worker). */
+typedef struct h_server {
+    const srv_config *cfg;
+    const srv_world *world;
+    int worker;               /* slot number */
+    volatile bool *shutting_down; /* set once the worker stops accepting:
+                                   * new requests get 503, every response
+                                   * closes its connection */
+    uint64_t inflight;        /* requests begun and not completed */
+    uint64_t requests;        /* answered, any status */
+    uint64_t errors;          /* answered with status >= 400 */
+    uint64_t status_counts[6]; /* by class: [1]=1xx ... [5]=5xx */
+    /* Called after each answered request with its status and duration. */
+    void (*on_request)(void *arg, unsigned status, uint64_t duration_us);
+    void *on_request_arg;
+    /* Renders GET /stats and GET /metrics bodies (malloc'ed), or NULL when
+     * the worker has no scoreboard (then those routes answer 503). */
+    char *(*stats_json)(void *arg);
+    char *(*metrics_text)(void *arg);
+    void *stats_arg;
+} h_server;
+
+/* The MHD access handler: pass the h_server as its closure. */
+enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                         const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls);
+
+/* The MHD completion callback (MHD_OPTION_NOTIFY_COMPLETED), same closure:
+ * frees the request's state and accounts for it. */
+void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe);
+
+#endif

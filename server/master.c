@@ -1,0 +1,663 @@
+/* master.c: the master process -- listen socket, loading, settling, forking,
+ * and supervision from one loop (server/serve.h).
+ *
+ * Signals only set flags; the master keeps them blocked and waits for them
+ * in one place, ppoll() with the signals unblocked (sigsuspend with a
+ * timeout), then acts on every flag raised:
+ *   SIGCHLD          reap every exited worker; respawn it, at once after a
+ *                    normal exit (max_requests), with back-off after quick
+ *                    deaths, never after a start-up failure (SRV_EXIT_FATAL)
+ *   SIGTERM, SIGINT  graceful stop: close the socket, SIGTERM the workers,
+ *                    SIGKILL what is left after graceful_timeout_ms, exit 0
+ *   SIGQUIT          immediate stop: SIGQUIT the workers, exit
+ *   SIGHUP           reload: config, state and DAGs into a new generation,
+ *                    which starts (and says it is ready) before the old one
+ *                    is retired; a new config that fails leaves the old
+ *                    generation serving, and the reason in the log
+ *   SIGTTIN/SIGTTOU  one worker more / fewer
+ */
+#include "server/serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap/gc.h"
+#include "memstats/memstats.h"
+
+#define MAX_WORKERS 256
+#define MAX_RETIRING 1024
+#define MAX_GENERATIONS 8
+
+/* ====================================================================== */
+/* {  Flags and time                                                       */
+/* ====================================================================== */
+
+static volatile sig_atomic_t sig_chld, sig_term, sig_quit, sig_hup, sig_ttin, sig_ttou;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    switch (sig) {
+    case SIGCHLD:
+        sig_chld = 1;
+        break;
+    case SIGTERM:
+    case SIGINT:
+        sig_term = 1;
+        break;
+    case SIGQUIT:
+        sig_quit = 1;
+        break;
+    case SIGHUP:
+        sig_hup = 1;
+        break;
+    case SIGTTIN:
+        sig_ttin++;
+        break;
+    case SIGTTOU:
+        sig_ttou++;
+        break;
+    }
+    errno = saved;
+}
+
+static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void mlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void mlog(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cowdag[%d]: ", (int)getpid());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Config flags and the listen socket                                   */
+/* ====================================================================== */
+
+int srv_apply_overrides(srv_config *cfg, const srv_overrides *ov, char *err, size_t errlen)
+{
+    if (ov->listen) {
+        char *host;
+        int port;
+        if (srv_parse_listen(ov->listen, &host, &port) != SRV_OK) {
+            snprintf(err, errlen, "--listen wants HOST:PORT, not '%s'", ov->listen);
+            return SRV_ERR;
+        }
+        free(cfg->listen_host);
+        cfg->listen_host = host;
+        cfg->listen_port = port;
+    }
+    if (ov->workers >= 0) {
+        if (ov->workers < 1 || ov->workers > MAX_WORKERS) {
+            snprintf(err, errlen, "--workers wants 1 to %d", MAX_WORKERS);
+            return SRV_ERR;
+        }
+        cfg->workers = ov->workers;
+    }
+    if (ov->gc_mode && gc_mode_parse(ov->gc_mode, &cfg->gc.mode) != HEAP_OK) {
+        snprintf(err, errlen, "--gc wants tuned, disable or freeze, not '%s'", ov->gc_mode);
+        return SRV_ERR;
+    }
+    if (ov->thresholds_set)
+        memcpy(cfg->gc.thresholds, ov->thresholds, sizeof cfg->gc.thresholds);
+    if (ov->immortal)
+        cfg->gc.immortal = true;
+    if (ov->gc_mode && cfg->gc.mode != GC_FREEZE && !ov->immortal)
+        cfg->gc.immortal = false; /* --gc tuned over a freeze+immortal file */
+    const char *why;
+    if (gc_config_check(&cfg->gc, &why) != HEAP_OK) {
+        snprintf(err, errlen, "%s", why);
+        return SRV_ERR;
+    }
+    return SRV_OK;
+}
+
+int srv_listen(const srv_config *cfg, char *err, size_t errlen)
+{
+    const char *inherited = getenv("COWDAG_LISTEN_FD");
+    if (inherited) {
+        char *end;
+        long fd = strtol(inherited, &end, 10);
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        if (*end || fd < 0 || getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+            snprintf(err, errlen, "COWDAG_LISTEN_FD=%s is not a listening socket", inherited);
+            return -1;
+        }
+        fcntl((int)fd, F_SETFL, fcntl((int)fd, F_GETFL) | O_NONBLOCK);
+        return (int)fd;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    char port[8];
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    int rc = getaddrinfo(cfg->listen_host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s:%d: %s", cfg->listen_host, cfg->listen_port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        snprintf(err, errlen, "listen %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void describe_socket(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            snprintf(out, cap, "[%s]:%d", host, port);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s:%d", host, port);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  The process table                                                    */
+/* ====================================================================== */
+
+typedef struct slot {
+    pid_t pid;          /* 0: not running */
+    int generation;
+    uint64_t started_ms;
+    unsigned quick_deaths; /* in a row, each within 1 s of its start */
+    uint64_t respawn_at;   /* when it may start again */
+    bool disabled;         /* failed at start-up: not respawned */
+} slot;
+
+typedef struct retiring {
+    pid_t pid;
+    int generation;
+    uint64_t kill_at; /* SIGKILL if still there */
+} retiring;
+
+/* A loaded generation: the world its workers inherited, kept in the
+ * master until the last of them has gone. */
+typedef struct generation {
+    int id;
+    srv_config cfg;
+    srv_world world;
+    bool live;
+} generation;
+
+typedef struct master {
+    const char *config_path;
+    const srv_overrides *ov;
+    int listen_fd;
+    generation gens[MAX_GENERATIONS];
+    int current; /* index into gens */
+    int next_id;
+    slot slots[MAX_WORKERS];
+    int nslots; /* wanted workers */
+    retiring retiring[MAX_RETIRING];
+    int nretiring;
+    bool stopping;
+    uint64_t stop_deadline;
+} master;
+
+static generation *cur(master *m) { return &m->gens[m->current]; }
+
+static uint64_t jittered(uint64_t max_requests)
+{
+    if (!max_requests)
+        return 0;
+    return max_requests + (uint64_t)random() % (max_requests / 10 + 1);
+}
+
+/* Forks slot i of the current generation; with ready_fd_out, hands back
+ * the read end of the pipe the worker writes once it is serving. */
+static pid_t spawn(master *m, int i, int *ready_fd_out)
+{
+    generation *g = cur(m);
+    int pfd[2] = {-1, -1};
+    if (ready_fd_out && pipe2(pfd, O_CLOEXEC) != 0)
+        pfd[0] = pfd[1] = -1;
+    srv_worker_args a = {.cfg = &g->cfg,
+                         .world = &g->world,
+                         .listen_fd = m->listen_fd,
+                         .slot = i,
+                         .generation = g->id,
+                         .max_requests = jittered(g->cfg.max_requests),
+                         .ready_fd = pfd[1]};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (pfd[0] >= 0)
+            close(pfd[0]);
+        srv_worker_main(&a);
+    }
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    if (pid < 0) {
+        mlog("worker %d: fork: %s", i, strerror(errno));
+        if (pfd[0] >= 0)
+            close(pfd[0]);
+        m->slots[i].respawn_at = now_ms() + 1000;
+        return -1;
+    }
+    m->slots[i].pid = pid;
+    m->slots[i].generation = g->id;
+    m->slots[i].started_ms = now_ms();
+    if (ready_fd_out)
+        *ready_fd_out = pfd[0];
+    mlog("worker %d started, pid %d, generation %d", i, (int)pid, g->id);
+    return pid;
+}
+
+static void retire(master *m, pid_t pid, int generation, int sig)
+{
+    if (m->nretiring < MAX_RETIRING)
+        m->retiring[m->nretiring++] =
+            (retiring){pid, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms};
+    kill(pid, sig);
+}
+
+static const char *how(int status, char *buf, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, cap, "stopped (status %d)", status);
+    return buf;
+}
+
+/* Reaps every exited child and decides what follows for its slot. */
+static void reap(master *m)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0 || (pid < 0 && errno == ECHILD))
+            return;
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            mlog("waitpid: %s", strerror(errno));
+            return;
+        }
+        char why[96];
+        bool found = false;
+        for (int k = 0; k < m->nretiring; k++) {
+            if (m->retiring[k].pid == pid) {
+                mlog("retired worker (pid %d, generation %d) %s", (int)pid, m->retiring[k].generation,
+                     how(status, why, sizeof why));
+                m->retiring[k] = m->retiring[--m->nretiring];
+                found = true;
+                break;
+            }
+        }
+        for (int i = 0; i < MAX_WORKERS && !found; i++) {
+            slot *s = &m->slots[i];
+            if (s->pid != pid)
+                continue;
+            found = true;
+            s->pid = 0;
+            uint64_t now = now_ms();
+            if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_FATAL) {
+                s->disabled = true;
+                mlog("worker %d (pid %d) failed at start-up; not respawning it", i, (int)pid);
+            } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                s->quick_deaths = 0;
+                s->respawn_at = now;
+                if (m->stopping)
+                    mlog("worker %d (pid %d) stopped", i, (int)pid);
+                else
+                    mlog("worker %d (pid %d) exited normally (recycled); respawning", i, (int)pid);
+            } else {
+                s->quick_deaths = now - s->started_ms < 1000 ? s->quick_deaths + 1 : 0;
+                uint64_t delay = s->quick_deaths ? 100u << (s->quick_deaths < 7 ? s->quick_deaths - 1 : 6) : 0;
+                s->respawn_at = now + delay;
+                mlog("worker %d (pid %d) %s; respawning in %llu ms", i, (int)pid, how(status, why, sizeof why),
+                     (unsigned long long)delay);
+            }
+        }
+        if (!found)
+            mlog("unknown child %d %s", (int)pid, how(status, why, sizeof why));
+    }
+}
+
+static bool generation_has_workers(const master *m, int id)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (m->slots[i].pid && m->slots[i].generation == id)
+            return true;
+    for (int k = 0; k < m->nretiring; k++)
+        if (m->retiring[k].generation == id)
+            return true;
+    return false;
+}
+
+/* Frees the worlds of generations whose last worker has gone. */
+static void drop_old_generations(master *m)
+{
+    for (int k = 0; k < MAX_GENERATIONS; k++) {
+        generation *g = &m->gens[k];
+        if (!g->live || k == m->current || generation_has_workers(m, g->id))
+            continue;
+        srv_world_free(&g->world);
+        srv_config_free(&g->cfg);
+        g->live = false;
+        mlog("generation %d released", g->id);
+    }
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Loading and reloading                                                */
+/* ====================================================================== */
+
+/* Loads config, state and DAGs into a free generation slot; -1 on error
+ * (logged). */
+static int load_generation(master *m)
+{
+    int k = 0;
+    while (k < MAX_GENERATIONS && m->gens[k].live)
+        k++;
+    if (k == MAX_GENERATIONS) {
+        mlog("too many generations still retiring; try again later");
+        return -1;
+    }
+    generation *g = &m->gens[k];
+    char err[1024];
+    if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
+        srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
+        mlog("%s", err);
+        srv_config_free(&g->cfg);
+        return -1;
+    }
+    gc_configure(&g->cfg.gc);
+    if (srv_world_load(&g->cfg, NULL, SRV_STATE_ALL, &g->world, stderr) != SRV_OK) {
+        srv_config_free(&g->cfg);
+        return -1;
+    }
+    gc_settle();
+    g->id = m->next_id++;
+    g->live = true;
+    heap_stats hs;
+    heap_get_stats(&hs);
+    mlog("generation %d loaded: %zu DAGs, %zu state entries, %.1f MiB in the heap, gc %s%s", g->id,
+         g->world.ndags, g->cfg.nstate, (double)hs.live_bytes / 1048576.0, gc_mode_name(g->cfg.gc.mode),
+         g->cfg.gc.immortal ? " + immortal" : "");
+    return k;
+}
+
+/* Waits (up to 10 s) for each pipe to say its worker is serving. */
+static void wait_ready(int *fds, int n)
+{
+    uint64_t deadline = now_ms() + 10000;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        uint64_t now = now_ms();
+        if (now < deadline && poll(&p, 1, (int)(deadline - now)) > 0) {
+            char c;
+            (void)!read(fds[i], &c, 1);
+        }
+        close(fds[i]);
+    }
+}
+
+static void reload(master *m)
+{
+    mlog("reloading %s", m->config_path);
+    int k = load_generation(m);
+    if (k < 0) {
+        mlog("reload failed; generation %d goes on serving", cur(m)->id);
+        return;
+    }
+    generation *g = &m->gens[k];
+    if (strcmp(g->cfg.listen_host, cur(m)->cfg.listen_host) != 0 || g->cfg.listen_port != cur(m)->cfg.listen_port)
+        mlog("listen address changes need a restart; keeping the current socket");
+    int old = m->current;
+    m->current = k;
+    /* The new generation starts and says it is ready, then the old one
+     * retires gracefully. */
+    pid_t old_pids[MAX_WORKERS];
+    int old_gen = m->gens[old].id, nold = 0;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        if (m->slots[i].pid) {
+            old_pids[nold++] = m->slots[i].pid;
+            m->slots[i].pid = 0;
+        }
+        m->slots[i].disabled = false;
+        m->slots[i].quick_deaths = 0;
+        m->slots[i].respawn_at = 0;
+    }
+    m->nslots = g->cfg.workers;
+    int ready[MAX_WORKERS];
+    for (int i = 0; i < m->nslots; i++) {
+        ready[i] = -1;
+        spawn(m, i, &ready[i]);
+    }
+    wait_ready(ready, m->nslots);
+    for (int j = 0; j < nold; j++)
+        retire(m, old_pids[j], old_gen, SIGTERM);
+    mlog("generation %d serving; generation %d retiring (%d workers)", g->id, old_gen, nold);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  The loop                                                             */
+/* ====================================================================== */
+
+static void begin_stop(master *m)
+{
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms;
+    close(m->listen_fd);
+    m->listen_fd = -1;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (m->slots[i].pid)
+            kill(m->slots[i].pid, SIGTERM);
+    for (int k = 0; k < m->nretiring; k++)
+        kill(m->retiring[k].pid, SIGTERM);
+    mlog("stopping: waiting up to %d ms for in-flight requests", cur(m)->cfg.graceful_timeout_ms);
+}
+
+static bool any_child(const master *m)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (m->slots[i].pid)
+            return true;
+    return m->nretiring > 0;
+}
+
+static void kill_all(master *m, int sig)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (m->slots[i].pid)
+            kill(m->slots[i].pid, sig);
+    for (int k = 0; k < m->nretiring; k++)
+        kill(m->retiring[k].pid, sig);
+}
+
+static void scale(master *m)
+{
+    while (sig_ttin > 0) {
+        sig_ttin--;
+        if (m->nslots < MAX_WORKERS) {
+            m->nslots++;
+            m->slots[m->nslots - 1] = (slot){0};
+            mlog("SIGTTIN: %d workers", m->nslots);
+        }
+    }
+    while (sig_ttou > 0) {
+        sig_ttou--;
+        if (m->nslots > 1) {
+            slot *s = &m->slots[m->nslots - 1];
+            if (s->pid)
+                retire(m, s->pid, s->generation, SIGTERM);
+            *s = (slot){0};
+            m->nslots--;
+            mlog("SIGTTOU: %d workers", m->nslots);
+        }
+    }
+}
+
+int srv_serve(const char *config_path, const srv_overrides *ov)
+{
+    master m = {.config_path = config_path, .ov = ov, .listen_fd = -1, .next_id = 1};
+    heap_init(NULL);
+    (void)ms_zero_pfn(); /* cached before forking */
+    srandom((unsigned)getpid() ^ (unsigned)now_ms());
+
+    /* Signals blocked from here on, except while waiting. */
+    sigset_t blocked, waiting;
+    sigemptyset(&blocked);
+    for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
+        sigaddset(&blocked, master_signals[i]);
+    sigprocmask(SIG_BLOCK, &blocked, &waiting);
+    for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
+        sigdelset(&waiting, master_signals[i]);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
+        sigaction(master_signals[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int k = load_generation(&m);
+    if (k < 0)
+        return 1;
+    m.current = k;
+    char err[512];
+    m.listen_fd = srv_listen(&cur(&m)->cfg, err, sizeof err);
+    if (m.listen_fd < 0) {
+        mlog("%s", err);
+        return 1;
+    }
+    char where[80];
+    describe_socket(m.listen_fd, where, sizeof where);
+    mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);
+
+    m.nslots = cur(&m)->cfg.workers;
+    for (;;) {
+        uint64_t now = now_ms(), wake = now + 1000;
+        if (!m.stopping) {
+            for (int i = 0; i < m.nslots; i++) {
+                slot *s = &m.slots[i];
+                if (s->pid || s->disabled)
+                    continue;
+                if (s->respawn_at <= now)
+                    spawn(&m, i, NULL);
+                else if (s->respawn_at < wake)
+                    wake = s->respawn_at;
+            }
+            bool alive = false;
+            for (int i = 0; i < m.nslots; i++)
+                alive |= !m.slots[i].disabled;
+            if (!alive) {
+                mlog("every worker failed at start-up; stopping");
+                kill_all(&m, SIGKILL);
+                return 1;
+            }
+        }
+        for (int r = 0; r < m.nretiring; r++) {
+            if (m.retiring[r].kill_at <= now) {
+                mlog("retiring worker %d did not finish in time: SIGKILL", (int)m.retiring[r].pid);
+                kill(m.retiring[r].pid, SIGKILL);
+                m.retiring[r].kill_at = now + 60000;
+            } else if (m.retiring[r].kill_at < wake) {
+                wake = m.retiring[r].kill_at;
+            }
+        }
+        if (m.stopping && m.stop_deadline < wake)
+            wake = m.stop_deadline;
+
+        uint64_t wait = wake > now ? wake - now : 0;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        ppoll(NULL, 0, &ts, &waiting); /* the one place signals arrive */
+
+        if (sig_chld) {
+            sig_chld = 0;
+            reap(&m);
+        }
+        if (sig_quit) {
+            mlog("SIGQUIT: stopping now");
+            kill_all(&m, SIGQUIT);
+            return 0;
+        }
+        if (sig_term) {
+            sig_term = 0;
+            begin_stop(&m);
+        }
+        if (m.stopping) {
+            if (!any_child(&m)) {
+                mlog("stopped");
+                return 0;
+            }
+            if (now_ms() >= m.stop_deadline) {
+                mlog("graceful_timeout_ms passed: SIGKILL to what is left");
+                kill_all(&m, SIGKILL);
+                m.stop_deadline = now_ms() + 60000;
+            }
+            continue;
+        }
+        if (sig_hup) {
+            sig_hup = 0;
+            reload(&m);
+        }
+        scale(&m);
+        drop_old_generations(&m);
+    }
+}
+
+/* }====================================================================== */

@@ -1,0 +1,74 @@
+/* serve: the pre-fork server.  The master binds (or inherits) the listen
+ * socket, loads the world, settles the collector and forks workers; it then
+ * only supervises, from one loop (server/master.c).  Each worker serves
+ * HTTP on the shared socket with a single-threaded libmicrohttpd daemon
+ * (server/worker.c).  Signals and their meaning are in README.md.
+ *
+ * The listen socket.  One socket, bound and listening in the master, is
+ * inherited by every worker; a worker accepts from it itself (accept4) and
+ * hands each connection to its daemon (MHD_add_connection), one accept per
+ * turn of its loop.  So:
+ *   - libmicrohttpd never owns the shared socket, and stopping a worker's
+ *     daemon cannot shut() it down under the other workers;
+ *   - a busy worker comes back to accept later than an idle one, which
+ *     spreads connections by load, where a shared epoll listener that
+ *     accepts until EAGAIN lets one worker take them all;
+ *   - a dead worker loses nothing queued: the queue belongs to the socket,
+ *     which the master and the other workers keep open.
+ * SO_REUSEPORT was the alternative: one queue per worker, spread by a
+ * hash of the client's address and port rather than by load, and the
+ * connections queued on a worker's socket are reset when it exits.
+ */
+#ifndef COWDAG_SERVE_H
+#define COWDAG_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server/config.h"
+#include "server/world.h"
+
+/* Exit status of a worker that cannot start (no daemon, say): the master
+ * does not respawn it. */
+#define SRV_EXIT_FATAL 3
+
+/* Flags of `cowdag serve` that override the config file (NULL / -1: unset). */
+typedef struct srv_overrides {
+    const char *listen;
+    int workers;
+    const char *gc_mode;
+    int thresholds[3];
+    bool thresholds_set;
+    bool immortal;
+} srv_overrides;
+
+/* Applies the flags to a loaded config; SRV_ERR with err naming the flag. */
+int srv_apply_overrides(srv_config *cfg, const srv_overrides *ov, char *err, size_t errlen);
+
+/* Binds and listens on cfg's address (SO_REUSEADDR, backlog 1024,
+ * non-blocking), or takes the socket in $COWDAG_LISTEN_FD when set.
+ * Returns the fd, or -1 with err filled. */
+int srv_listen(const srv_config *cfg, char *err, size_t errlen);
+
+/* Runs the server until SIGTERM/SIGINT/SIGQUIT; returns the exit status. */
+int srv_serve(const char *config_path, const srv_overrides *ov);
+
+/* --- the worker ---------------------------------------------------------- */
+
+typedef struct srv_worker_args {
+    const srv_config *cfg;
+    const srv_world *world;
+    int listen_fd;
+    int slot;
+    int generation;
+    uint64_t max_requests; /* 0: no limit; jitter already applied */
+    int ready_fd;          /* written once the daemon runs, then closed; -1: none */
+} srv_worker_args;
+
+/* The worker's whole life, after fork: never returns.  Leaves with _exit:
+ * 0 after a graceful stop or max_requests, SRV_EXIT_FATAL if it cannot
+ * start. */
+_Noreturn void srv_worker_main(const srv_worker_args *a);
+
+#endif

@@ -1,0 +1,114 @@
+/* worker.c: a worker's life after fork -- one single-threaded event loop
+ * that accepts from the shared socket and drives a libmicrohttpd daemon
+ * (the socket design is at the top of server/serve.h). */
+#include "server/serve.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handlers/handlers.h"
+#include "heap/heap.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_quit(int sig)
+{
+    (void)sig;
+    _exit(0); /* immediate: no teardown */
+}
+
+/* Handlers of the worker's own; the master's (reload, scaling) are reset.
+ * SIGTERM and SIGINT stay blocked except while the loop waits, so a stop
+ * request is never lost between checking the flag and sleeping. */
+static void worker_signals(sigset_t *wait_mask)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_quit;
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTTIN, &sa, NULL);
+    sigaction(SIGTTOU, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_SETMASK, &block, NULL);
+    sigemptyset(wait_mask);
+}
+
+_Noreturn void srv_worker_main(const srv_worker_args *a)
+{
+    heap_after_fork();
+    sigset_t wait_mask;
+    worker_signals(&wait_mask);
+
+    volatile bool draining = false;
+    h_server hs = {.cfg = a->cfg, .world = a->world, .worker = a->slot, .shutting_down = &draining};
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, h_access, &hs,
+                         MHD_OPTION_NOTIFY_COMPLETED, h_completed, &hs, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
+        fprintf(stderr, "cowdag: worker %d: cannot start the HTTP daemon\n", a->slot);
+        _exit(SRV_EXIT_FATAL);
+    }
+    int epfd = info->epoll_fd;
+    if (a->ready_fd >= 0) {
+        (void)!write(a->ready_fd, "r", 1);
+        close(a->ready_fd);
+    }
+
+    for (;;) {
+        if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests)))
+            draining = true; /* stop accepting; finish what is in flight */
+        if (draining && hs.inflight == 0)
+            break;
+        struct pollfd fds[2] = {{.fd = epfd, .events = POLLIN}, {.fd = a->listen_fd, .events = POLLIN}};
+        MHD_UNSIGNED_LONG_LONG mhd_ms;
+        long ms = 1000;
+        if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
+            ms = (long)mhd_ms;
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        int n = ppoll(fds, draining ? 1 : 2, &ts, &wait_mask);
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "cowdag: worker %d: poll: %s\n", a->slot, strerror(errno));
+            break;
+        }
+        if (n > 0 && !draining && (fds[1].revents & POLLIN)) {
+            /* One connection per turn: a busy worker comes back later. */
+            struct sockaddr_storage addr;
+            socklen_t len = sizeof addr;
+            int c = accept4(a->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0)
+                MHD_add_connection(d, c, (struct sockaddr *)&addr, len);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                fprintf(stderr, "cowdag: worker %d: accept: %s\n", a->slot, strerror(errno));
+        }
+        MHD_run(d);
+    }
+    MHD_stop_daemon(d); /* closes idle keep-alive connections; the shared socket is not its own */
+    _exit(0);
+}
