@@ -477,6 +477,32 @@ uint64_t gc_immortalize_all(void)
     return n;
 }
 
+typedef struct mortal_walk {
+    uint32_t before;
+    uint64_t count;
+} mortal_walk;
+
+static void mortalize(heap_obj *o, void *arg)
+{
+    mortal_walk *w = arg;
+    if (heap__seal_of(o) >= w->before || !(o->flags & (HF_IMMORTAL | HF_FROZEN)))
+        return;
+    o->flags &= (uint8_t)~HF_IMMORTAL;
+    if (o->flags & HF_FROZEN) {
+        o->flags &= (uint8_t)~HF_FROZEN;
+        G.nfrozen--;
+        list_move(GC_LINK(o), &G.gen[GC_GENERATIONS - 1].head);
+    }
+    w->count++;
+}
+
+uint64_t gc_mortalize_sealed(uint32_t before)
+{
+    mortal_walk w = {before, 0};
+    heap_walk(mortalize, &w);
+    return w.count;
+}
+
 void gc_settle(void)
 {
     gc_collect(GC_GENERATIONS - 1);

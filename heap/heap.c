@@ -63,6 +63,7 @@ typedef struct pool {
 typedef struct arena {
     uintptr_t base;         /* 0: slot unused */
     uint32_t epoch;         /* H.epoch when mapped */
+    uint32_t seal;          /* H.seal when mapped */
     uint32_t nfreepools;    /* pools not in use (carved or not) */
     uint32_t ncarved;       /* pools carved so far, from the bottom */
     pool *freepools;        /* carved pools returned empty */
@@ -75,6 +76,7 @@ typedef struct large_node {
     uintptr_t base;
     size_t map_size;
     uint32_t epoch;
+    uint32_t seal;
     uint8_t kind;
     struct large_node *prev, *next;
 } large_node;
@@ -156,7 +158,8 @@ typedef struct h_table {
 
 static struct heap_state {
     bool initialised;
-    uint32_t epoch;
+    uint32_t epoch; /* forks: memory of an earlier epoch is inherited */
+    uint32_t seal;  /* seals: memory of an earlier seal takes no new blocks */
     heap_config config;
 
     arena *arenas;
@@ -268,6 +271,7 @@ static int32_t arena_new(void)
         heap_panic("out of memory (arena of %u bytes)", HEAP_ARENA_SIZE);
     H.arenas[slot] = (arena){.base = (uintptr_t)base,
                              .epoch = H.epoch,
+                             .seal = H.seal,
                              .nfreepools = POOLS_PER_ARENA,
                              .next_usable = -1,
                              .prev_usable = -1};
@@ -280,7 +284,8 @@ static int32_t arena_new(void)
 static void arena_release(int32_t i)
 {
     arena *a = &H.arenas[i];
-    usable_remove(i);
+    if (a->seal == H.seal)
+        usable_remove(i);
     UNPOISON((void *)a->base, HEAP_ARENA_SIZE);
     munmap((void *)a->base, HEAP_ARENA_SIZE);
     a->base = 0;
@@ -385,6 +390,17 @@ static void small_free(void *b)
     *(void **)b = p->freeblock;
     p->freeblock = b;
     POISON(b, class_size(p->sclass));
+    if (a->seal != H.seal) {
+        /* Sealed: the block is free, but no ring or list takes the pool or
+         * the arena again; an arena emptied this way is unmapped. */
+        if (--p->nused == 0) {
+            p->next = a->freepools;
+            a->freepools = p;
+            if (++a->nfreepools == POOLS_PER_ARENA)
+                arena_release((int32_t)p->arena);
+        }
+        return;
+    }
     if (--p->nused > 0) {
         if (was_full)
             ring_insert(&H.usedpools[p->kind][p->sclass], p);
@@ -439,7 +455,7 @@ static void *large_alloc(unsigned kind, size_t n, bool *fresh)
         *fresh = true;
     }
     large_node *node = xrealloc(NULL, sizeof *node);
-    *node = (large_node){.base = (uintptr_t)base, .map_size = ms, .epoch = H.epoch, .kind = (uint8_t)kind};
+    *node = (large_node){.base = (uintptr_t)base, .map_size = ms, .epoch = H.epoch, .seal = H.seal, .kind = (uint8_t)kind};
     node->next = H.large;
     if (H.large)
         H.large->prev = node;
@@ -637,6 +653,27 @@ void heap_destroy(void)
     free(H.dealloc_stack);
     memset(&H, 0, sizeof H);
     gc__init();
+}
+
+uint32_t heap_seal(void)
+{
+    H.seal++;
+    memset(H.usedpools, 0, sizeof H.usedpools);
+    H.usable = -1;
+    for (uint32_t i = 0; i < H.narenas; i++)
+        H.arenas[i].next_usable = H.arenas[i].prev_usable = -1;
+    cache_drop();
+    return H.seal;
+}
+
+uint32_t heap__seal_of(const heap_obj *o)
+{
+    if (o->flags & HF_STATIC)
+        return UINT32_MAX;
+    const void *b = heap__is_container(o->type) ? (const void *)GC_LINK(o) : (const void *)o;
+    if (o->flags & HF_LARGE)
+        return ((const large_hdr *)b - 1)->node->seal;
+    return H.arenas[pool_of(b)->arena].seal;
 }
 
 void heap_after_fork(void)

@@ -111,6 +111,13 @@ void heap_destroy(void);
  * the free-mapping cache is dropped; per-process statistics restart. */
 void heap_after_fork(void);
 
+/* Called in a master before it loads a new generation of state: memory
+ * mapped so far takes no new blocks (frees still count, and an arena
+ * emptied by them is unmapped), so the new state lands in fresh memory and
+ * the old can later be told apart from it (gc_mortalize_sealed).  Returns
+ * the new seal number: memory mapped from now on carries it. */
+uint32_t heap_seal(void);
+
 /* --- reference counts --------------------------------------------------- */
 
 void heap__dealloc(heap_obj *o);

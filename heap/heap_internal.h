@@ -32,4 +32,7 @@ void heap__clear(heap_obj *o);
 /* Whether o lives in memory inherited from an earlier epoch (a master). */
 bool heap__inherited(const heap_obj *o);
 
+/* The seal number of the memory o lives in (UINT32_MAX for statics). */
+uint32_t heap__seal_of(const heap_obj *o);
+
 #endif

@@ -224,6 +224,7 @@ typedef struct retiring {
  * master until the last of them has gone. */
 typedef struct generation {
     int id;
+    uint32_t seal; /* heap_seal() number its memory carries */
     srv_config cfg;
     srv_world world;
     bool live;
@@ -378,18 +379,39 @@ static bool generation_has_workers(const master *m, int id)
     return false;
 }
 
-/* Frees the worlds of generations whose last worker has gone. */
+/* Once every older generation's last worker has gone, frees their worlds:
+ * their memory was sealed before the current generation loaded, so it can
+ * be made mortal again (immortal state is otherwise never freed) without
+ * touching the current state, which the workers share. */
 static void drop_old_generations(master *m)
 {
+    bool any = false;
     for (int k = 0; k < MAX_GENERATIONS; k++) {
         generation *g = &m->gens[k];
-        if (!g->live || k == m->current || generation_has_workers(m, g->id))
+        if (g->live && k != m->current) {
+            if (generation_has_workers(m, g->id))
+                return;
+            any = true;
+        }
+    }
+    if (!any)
+        return;
+    heap_stats before, after;
+    heap_get_stats(&before);
+    gc_mortalize_sealed(cur(m)->seal);
+    for (int k = 0; k < MAX_GENERATIONS; k++) {
+        generation *g = &m->gens[k];
+        if (!g->live || k == m->current)
             continue;
         srv_world_free(&g->world);
         srv_config_free(&g->cfg);
         g->live = false;
         mlog("generation %d released", g->id);
     }
+    gc_collect(GC_GENERATIONS - 1); /* the cycles among them */
+    heap_get_stats(&after);
+    mlog("heap: %.1f MiB -> %.1f MiB mapped", (double)before.mapped_bytes / 1048576.0,
+         (double)after.mapped_bytes / 1048576.0);
 }
 
 /* }====================================================================== */
@@ -399,8 +421,9 @@ static void drop_old_generations(master *m)
 /* ====================================================================== */
 
 /* Loads config, state and DAGs into a free generation slot; -1 on error
- * (logged). */
-static int load_generation(master *m)
+ * (logged).  The first generation loads into the heap as it is; a reload
+ * seals what is there first, so the new state gets fresh memory. */
+static int load_generation(master *m, bool reload)
 {
     int k = 0;
     while (k < MAX_GENERATIONS && m->gens[k].live)
@@ -410,6 +433,7 @@ static int load_generation(master *m)
         return -1;
     }
     generation *g = &m->gens[k];
+    g->seal = reload ? heap_seal() : 0;
     char err[1024];
     if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
         srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
@@ -453,7 +477,7 @@ static void wait_ready(int *fds, int n)
 static void reload(master *m)
 {
     mlog("reloading %s", m->config_path);
-    int k = load_generation(m);
+    int k = load_generation(m, true);
     if (k < 0) {
         mlog("reload failed; generation %d goes on serving", cur(m)->id);
         return;
@@ -574,7 +598,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         sigaction(master_signals[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int k = load_generation(&m);
+    int k = load_generation(&m, false);
     if (k < 0)
         return 1;
     m.current = k;

@@ -427,6 +427,49 @@ static void freeing_an_inherited_frozen_object_leaves_its_neighbours_alone(void 
     gc_collect(2);
 }
 
+/* A master that reloads: the old state was settled immortal, the new one
+ * goes to fresh memory, and once the old is mortalized dropping it frees
+ * every object and unmaps its arenas, while the new state stays put. */
+static heap_obj *store_with_a_cycle(int n)
+{
+    heap_obj *store = heap_dict_new();
+    for (int i = 0; i < n; i++) {
+        heap_obj *rec = heap_dict_new();
+        heap_dict_set_str_new(rec, "x", heap_float_new(i));
+        heap_obj *k = heap_int_new(1000 + i);
+        heap_dict_set_new(store, k, rec);
+        heap_decref(k);
+    }
+    heap_dict_set_str_new(store, "self", (heap_incref(store), store));
+    return store;
+}
+
+static void mortalized_sealed_state_is_freed_and_unmapped(void **state)
+{
+    (void)state;
+    gc_set_stress(false);
+    gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
+    heap_obj *old = store_with_a_cycle(20000);
+    gc_settle();
+    heap_stats s0;
+    heap_get_stats(&s0);
+    uint32_t seal = heap_seal();
+    heap_obj *young = store_with_a_cycle(10);
+    gc_settle();
+    heap_obj *probe = heap_dict_get_int(young, 1003);
+    heap_seal(); /* a later seal (a failed reload) must not matter */
+    assert_int_equal(gc_mortalize_sealed(seal), s0.objects);
+    heap_decref(old); /* the master's reference: now it counts */
+    gc_collect(2);    /* the cycle */
+    heap_stats s1;
+    heap_get_stats(&s1);
+    assert_true(s1.objects < 100); /* the young store and its keys */
+    assert_true(s1.arenas < s0.arenas);
+    assert_true(probe->flags & HF_IMMORTAL); /* the young state is untouched */
+    assert_true(young->flags & HF_FROZEN);
+    assert_int_equal(heap_dict_len(young), 11);
+}
+
 static void settle_applies_each_mode(void **state)
 {
     (void)state;
@@ -514,6 +557,7 @@ int main(void)
         T(unfreeze_keeps_immortal_objects_frozen),
         T(immortalize_freezes_first),
         T(freeing_an_inherited_frozen_object_leaves_its_neighbours_alone),
+        T(mortalized_sealed_state_is_freed_and_unmapped),
         T(settle_applies_each_mode),
         T(config_check_names_each_problem),
         T(stress_mode_collects_on_every_allocation),
