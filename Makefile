@@ -7,7 +7,7 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson double-conversion
 TESTPKG := cmocka
 DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev
-BENCH_DEBS := jq time
+BENCH_DEBS := jq time wrk
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -38,7 +38,7 @@ BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(filter-out test_cowtest,$(patsubst tests/%.c,%,$(wildcard tests/test_*.c)))
 TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
-BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag
+BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
 .PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench clean
 

@@ -59,3 +59,4 @@ echo "|---|---|---|"
 echo "|$times | $med | <= 1000 |"
 rm -rf "$dir"
 echo
+sh bench/load.sh "$B"

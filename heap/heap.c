@@ -130,7 +130,9 @@ typedef struct h_dict {
     uint32_t used;     /* live entries */
     uint32_t nentries; /* entries written, live or deleted */
     uint32_t cap;      /* entries capacity: 2/3 of the index size */
-    uint32_t log2size; /* index size = 1 << log2size; 0: no table yet */
+    uint8_t log2size;  /* index size = 1 << log2size; 0: no table yet */
+    uint8_t mixed;     /* some key was not an int (never reset) */
+    uint16_t pad_;
     int32_t *index;
     dict_entry *entries;
 } h_dict;
@@ -1030,7 +1032,9 @@ static int64_t dict_find(const h_dict *d, const probe *p, size_t *free_slot)
         }
         if (ix >= 0) {
             const dict_entry *e = &d->entries[ix];
-            if (e->hash == p->hash && key_matches(e->key, p))
+            /* hash_int is a bijection, so among int keys an equal hash is an
+             * equal key: no need to read the key object (a cache miss). */
+            if (e->hash == p->hash && ((p->type == HT_INT && !d->mixed) || key_matches(e->key, p)))
                 return (int64_t)i;
         }
         perturb >>= 5;
@@ -1069,7 +1073,7 @@ static void dict_resize(h_dict *d, uint32_t need)
         heap_raw_free(d->index, dict_block_size(d->log2size, d->cap));
     d->index = index;
     d->entries = entries;
-    d->log2size = log2;
+    d->log2size = (uint8_t)log2;
     d->cap = cap;
     d->nentries = n;
 }
@@ -1077,7 +1081,7 @@ static void dict_resize(h_dict *d, uint32_t need)
 heap_obj *heap_dict_new(void)
 {
     h_dict *d = (h_dict *)obj_alloc(HT_DICT, sizeof(h_dict));
-    d->used = d->nentries = d->cap = d->log2size = 0;
+    d->used = d->nentries = d->cap = d->log2size = d->mixed = 0;
     d->index = NULL;
     d->entries = NULL;
     gc__track(&d->h);
@@ -1109,6 +1113,8 @@ void heap_dict_set_new(heap_obj *dobj, heap_obj *key, heap_obj *value)
         dict_find(d, &p, &slot);
     }
     heap_incref(key);
+    if (key->type != HT_INT)
+        d->mixed = 1;
     d->entries[d->nentries] = (dict_entry){.hash = p.hash, .key = key, .value = value};
     d->index[slot] = (int32_t)d->nentries++;
     d->used++;
@@ -1199,6 +1205,7 @@ void heap_dict_clear(heap_obj *dobj)
     dict_entry *entries = d->entries;
     uint32_t n = d->nentries, log2 = d->log2size, cap = d->cap;
     d->used = d->nentries = d->cap = d->log2size = 0;
+    d->mixed = 0;
     d->index = NULL;
     d->entries = NULL;
     for (uint32_t i = 0; i < n; i++) {

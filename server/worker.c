@@ -110,5 +110,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         MHD_run(d);
     }
     MHD_stop_daemon(d); /* closes idle keep-alive connections; the shared socket is not its own */
+    fprintf(stderr, "cowdag[%d]: worker %d served %llu requests (%llu errors)\n", (int)getpid(), a->slot,
+            (unsigned long long)hs.requests, (unsigned long long)hs.errors);
     _exit(0);
 }
