@@ -152,6 +152,7 @@ static void build_index(loader *L)
     d->index = xcalloc(size, sizeof(uint32_t));
     memset(d->index, 0xff, size * sizeof(uint32_t));
     d->index_mask = size - 1;
+    size_t dups = 0;
     for (uint32_t id = 0; id < d->n; id++) {
         uint32_t i = (uint32_t)hash_name(d->nodes[id].name) & d->index_mask;
         bool dup = false;
@@ -162,13 +163,16 @@ static void build_index(loader *L)
             }
             i = (i + 1) & d->index_mask;
         }
-        if (dup)
+        if (dup && ++dups <= 10) /* the first ten tell the story */
             dag_errors_add(L->errs, L->file, d->nodes[id].name, "duplicate name (also declared as %s %s)",
-                           d->nodes[d->index[i]].kind == DK_INPUT ? "an" : "a",
+                           d->nodes[d->index[i]].kind == DK_INPUT || d->nodes[d->index[i]].kind == DK_OP ? "an"
+                                                                                                         : "a",
                            dag_kind_name(d->nodes[d->index[i]].kind));
-        else
+        else if (!dup)
             d->index[i] = id;
     }
+    if (dups > 10)
+        dag_errors_add(L->errs, L->file, NULL, "%zu more duplicate names", dups - 10);
 }
 
 uint32_t dag_find(const dag *d, const char *name)
@@ -218,9 +222,11 @@ static char *expand(const char *tpl, long i, const char **why)
         }
         const char *q = p + 2;
         if (*q == '+' || *q == '-') {
+            /* Digits only (strtol would take a second sign or spaces), at
+             * most 1e9, so i + off stays far from overflow. */
             char *num_end;
             errno = 0;
-            off = strtol(q + 1, &num_end, 10);
+            off = isdigit((unsigned char)q[1]) ? strtol(q + 1, &num_end, 10) : (num_end = (char *)q, 0);
             if (num_end == q + 1 || num_end != end || errno || off > 1000000000L) {
                 *why = "a template may only hold {i}, {i+K} or {i-K}";
                 free(out);
@@ -280,9 +286,13 @@ static void load_family(loader *L, const json_t *fam, size_t k)
                        where, (long long)a, (long long)b);
         return;
     }
-    if (b - a > FAMILY_MAX || a < -1000000000LL || b > 1000000000LL) {
+    if (a < -1000000000LL || b > 1000000000LL || b - a > FAMILY_MAX) { /* in this order: no overflow */
         dag_errors_add(L->errs, L->file, tpl, "%s.range: [%lld, %lld) holds more than %d nodes", where,
                        (long long)a, (long long)b, FAMILY_MAX);
+        return;
+    }
+    if (b - a > 1 && !strchr(tpl, '{')) {
+        dag_errors_add(L->errs, L->file, tpl, "%s.name: a family of more than one node needs {i} in its name", where);
         return;
     }
     json_t *args = json_object_get(fam, "args");

@@ -45,6 +45,12 @@ static int limit_check(dag_op_ctx *ctx, const char *op, uint64_t n)
     if (n > ctx->max_elems)
         return dag_op_fail(ctx, DAG_E_LIMIT, "%s: a result of %" PRIu64 " elements exceeds the limit of %" PRIu64,
                            op, n, ctx->max_elems);
+    uint64_t live = heap_live_bytes(), held = live > ctx->base_bytes ? live - ctx->base_bytes : 0;
+    if (ctx->max_bytes && held + 8 * n > ctx->max_bytes)
+        return dag_op_fail(ctx, DAG_E_LIMIT,
+                           "%s: a result of %" PRIu64 " elements would take the run past its %" PRIu64
+                           " bytes (max_run_bytes)",
+                           op, n, ctx->max_bytes);
     return DAG_OK;
 }
 

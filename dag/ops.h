@@ -33,6 +33,11 @@ typedef struct dag_op_ctx {
     const char *code;  /* DAG_E_*, set by dag_op_fail */
     char msg[256];
     uint64_t max_elems; /* largest array/list an op may create */
+    /* The run's memory budget: heap bytes above base_bytes (the heap when
+     * the run began) it may hold, counting what an op is about to make;
+     * 0: no budget. */
+    uint64_t max_bytes;
+    uint64_t base_bytes;
 } dag_op_ctx;
 
 /* Sets ctx's error and returns DAG_ERR: `return dag_op_fail(ctx, DAG_E_TYPE, "...", ...)`. */

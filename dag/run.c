@@ -38,6 +38,7 @@ typedef struct run {
     uint32_t norder;
     uint32_t *outputs;
     uint32_t noutputs;
+    uint64_t base_bytes; /* heap live bytes when the run began */
 } run;
 
 static uint64_t now_ns(void)
@@ -194,8 +195,12 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
     if (!stack || !r->outputs)
         heap_panic("out of memory (plan of %u nodes)", d->n);
 
-    /* Outputs: as requested, or every sink. */
-    if (outputs) {
+    /* Outputs: as requested, or every sink (but none if "outputs" was
+     * there and malformed: planning a guess would report the wrong things). */
+    bool outputs_bad = !outputs && req && json_object_get(req, "outputs") && !json_is_null(json_object_get(req, "outputs"));
+    if (outputs_bad) {
+        /* reported by member() */
+    } else if (outputs) {
         size_t i;
         json_array_foreach(outputs, i, v)
         {
@@ -241,9 +246,8 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
             problem(&p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
     }
 
-    if (p.count == 0)
-        for (uint32_t k = 0; k < r->noutputs; k++)
-            plan_walk(r, r->outputs[k], stack, next);
+    for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
+        plan_walk(r, r->outputs[k], stack, next);
     free(stack);
 
     /* Inputs the plan reaches: given, defaulted, or missing. */
@@ -330,7 +334,9 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
         heap_panic("out of memory");
     for (uint32_t k = 0; k < n->nargs; k++)
         args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
-    dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28)};
+    dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28),
+                      .max_bytes = opts ? opts->max_bytes : 0,
+                      .base_bytes = r->base_bytes};
     heap_obj *out = NULL;
     int rc = n->op->run(&ctx, args, n->nargs, &n->params, &out);
     if (args != local)
@@ -350,7 +356,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
     uint64_t base = hs.live_bytes;
     heap_reset_peak();
     *res = (dag_result){0};
-    run r = {.d = d};
+    run r = {.d = d, .base_bytes = base};
     if (plan(&r, request, fail) != DAG_OK)
         return DAG_ERR;
 

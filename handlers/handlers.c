@@ -37,6 +37,7 @@ typedef struct h_req {
     bool started; /* past the first call */
     unsigned status;
     size_t bytes_out;
+    const char *allow; /* the route's methods, for a 405 */
     char method[8];
     char url[160];
 } h_req;
@@ -64,8 +65,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, h_req *r, unsigned s
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (close_after || *r->server->shutting_down)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->method[0] == 'G' ? "POST" : "GET");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result rc = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -148,6 +149,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
                                  jerr.line, jerr.column, jerr.text);
     }
     dag_run_opts opts = {.state = s->world->state,
+                         .max_bytes = s->cfg->max_run_bytes,
                          .deadline_ns = s->cfg->timeout_ms ? r->t0_ns + (uint64_t)s->cfg->timeout_ms * 1000000u : 0};
     dag_result res;
     dag_fail f = {0};
@@ -212,6 +214,13 @@ static enum MHD_Result route_generated(struct MHD_Connection *conn, h_req *r, ch
     return respond(conn, r, MHD_HTTP_OK, type, body, strlen(body), false);
 }
 
+static enum MHD_Result not_allowed(struct MHD_Connection *conn, h_req *r, const char *url, const char *allow)
+{
+    r->allow = allow;
+    return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL, "%s: use %s", url,
+                         allow);
+}
+
 /* Splits "/dags/NAME[/REST]": copies NAME, points *rest at what follows
  * (NULL if nothing). */
 static bool dag_path(const char *url, char *name, size_t cap, const char **rest)
@@ -237,32 +246,27 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
     const char *rest;
     if (strcmp(url, "/healthz") == 0)
         return get ? respond_text(conn, r, MHD_HTTP_OK, "text/plain", "ok\n")
-                   : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
-                                   "%s: use GET", url);
+                   : not_allowed(conn, r, url, "GET, HEAD");
     if (strcmp(url, "/dags") == 0 || strcmp(url, "/dags/") == 0)
         return get ? route_dags(s, conn, r)
-                   : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
-                                   "%s: use GET", url);
+                   : not_allowed(conn, r, url, "GET, HEAD");
     if (strcmp(url, "/stats") == 0 || strcmp(url, "/metrics") == 0) {
         if (!get)
-            return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
-                                 "%s: use GET", url);
+            return not_allowed(conn, r, url, "GET, HEAD");
         return url[1] == 's' ? route_generated(conn, r, s->stats_json, s->stats_arg, "application/json")
                              : route_generated(conn, r, s->metrics_text, s->stats_arg,
                                                "text/plain; version=0.0.4; charset=utf-8");
     }
     if (strcmp(url, "/admin/gc/collect") == 0)
         return post ? route_collect(s, conn, r)
-                    : respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL,
-                                    "%s: use POST", url);
+                    : not_allowed(conn, r, url, "POST");
     if (dag_path(url, name, sizeof name, &rest)) {
         const dag *d = srv_world_dag(s->world, name);
         bool run = rest && strcmp(rest, "run") == 0, dot = rest && strcmp(rest, "dot") == 0;
         if (rest && !run && !dot && *rest)
             return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s", url);
-        if (run != post)
-            return respond_error(conn, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL, "%s: use %s",
-                                 url, run ? "POST" : "GET");
+        if (run ? !post : !get)
+            return not_allowed(conn, r, url, run ? "POST" : "GET, HEAD");
         if (!d)
             return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "unknown_dag", NULL, "no DAG named '%s'", name);
         if (run)

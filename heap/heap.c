@@ -1496,5 +1496,6 @@ void heap_get_stats(heap_stats *out)
 }
 
 void heap_reset_peak(void) { H.stats.peak_bytes = H.stats.live_bytes; }
+uint64_t heap_live_bytes(void) { return H.stats.live_bytes; }
 
 /* }====================================================================== */

@@ -263,6 +263,7 @@ typedef struct heap_stats {
 } heap_stats;
 
 void heap_get_stats(heap_stats *out);
+uint64_t heap_live_bytes(void); /* heap_stats.live_bytes, cheaply */
 void heap_reset_peak(void);
 
 /* Aborts with a message; used for allocation failure and broken invariants. */

@@ -256,7 +256,7 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
 /* ====================================================================== */
 
 static const char *const top_keys[] = {
-    "listen", "workers", "max_requests", "max_body_bytes", "timeout_ms", "graceful_timeout_ms",
+    "listen", "workers", "max_requests", "max_body_bytes", "max_run_bytes", "timeout_ms", "graceful_timeout_ms",
     "stats_interval_ms", "admin", "access_log", "gc", "state", "dags", NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
@@ -291,6 +291,7 @@ static int read_scalars(loader *ld, json_t *root)
         {"workers", 1, 256, &c->workers, NULL},
         {"max_requests", 0, INT64_MAX, NULL, &c->max_requests},
         {"max_body_bytes", 1, 1073741824, NULL, &c->max_body_bytes},
+        {"max_run_bytes", 1048576, INT64_MAX, NULL, &c->max_run_bytes},
         {"timeout_ms", 1, 3600000, &c->timeout_ms, NULL},
         {"graceful_timeout_ms", 0, 3600000, &c->graceful_timeout_ms, NULL},
         {"stats_interval_ms", 10, 3600000, &c->stats_interval_ms, NULL},
@@ -732,6 +733,7 @@ void srv_config_defaults(srv_config *c)
     c->workers = 2;
     c->max_requests = 0;
     c->max_body_bytes = 1048576;
+    c->max_run_bytes = 1073741824;
     c->timeout_ms = 30000;
     c->graceful_timeout_ms = 10000;
     c->stats_interval_ms = 1000;

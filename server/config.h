@@ -38,6 +38,7 @@ typedef struct srv_config {
     int workers;
     uint64_t max_requests;   /* 0: never recycle */
     uint64_t max_body_bytes;
+    uint64_t max_run_bytes;  /* heap bytes one run may hold (an extension) */
     int timeout_ms;
     int graceful_timeout_ms;
     int stats_interval_ms;
@@ -51,7 +52,7 @@ typedef struct srv_config {
 } srv_config;
 
 /* The spec's defaults: 127.0.0.1:8080, 2 workers, max_requests 0,
- * max_body_bytes 1048576, timeout_ms 30000, graceful_timeout_ms 10000,
+ * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
  * stats_interval_ms 1000, admin false, access_log true, gc tuned 700/10/10
  * full_ratio 0.25, no state, no DAGs. */
 void srv_config_defaults(srv_config *c);

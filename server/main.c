@@ -297,8 +297,20 @@ static int cmd_run(int argc, char **argv)
     if (outputs) {
         json_t *list = json_array();
         char *copy = strdup(outputs), *save = NULL;
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-            json_array_append_new(list, json_string(tok));
+        if (!copy)
+            heap_panic("out of memory");
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            json_t *name = json_string(tok);
+            if (!name) { /* not UTF-8: no node is called that */
+                f.code = "bad_json";
+                snprintf(f.message, sizeof f.message, "--outputs: a name is not valid UTF-8");
+                free(copy);
+                json_decref(list);
+                json_decref(req);
+                return print_error_json(&f);
+            }
+            json_array_append_new(list, name);
+        }
         free(copy);
         json_object_set_new(req, "outputs", list);
     }
@@ -318,7 +330,7 @@ static int cmd_run(int argc, char **argv)
     }
     gc_settle(); /* as a master does before serving */
     const dag *d = srv_world_dag(&w, dag_name);
-    dag_run_opts ro = {.state = w.state};
+    dag_run_opts ro = {.state = w.state, .max_bytes = cfg.max_run_bytes};
     dag_result res;
     int rc = 0;
     if (dag_run(d, req, &ro, &res, &f) != DAG_OK) {

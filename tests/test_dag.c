@@ -353,6 +353,10 @@ static void unknown_outputs_and_missing_inputs_come_together(void **state)
     assert_non_null(strstr(f.message, "'x'"));
     assert_non_null(strstr(f.message, "'k'"));
     assert_null(strstr(f.message, "'m'")); /* has a default */
+    /* Unknown outputs do not hide the inputs the known ones miss. */
+    f = run_fail(d, "{\"outputs\": [\"zz\", \"y\"]}", NULL);
+    assert_string_equal(f.code, "unknown_output");
+    assert_non_null(strstr(f.message, "missing input 'x'"));
     dag_free(d);
 }
 
@@ -369,8 +373,9 @@ static void wrong_types_are_type_errors_naming_the_input(void **state)
     assert_string_equal(f.code, "type_error");
     f = run_fail(d, "{\"outputs\": \"z\"}", NULL);
     assert_string_equal(f.code, "type_error");
-    f = run_fail(d, "{\"inputs\": {\"nope\": 1}, \"outputs\": [\"y\"]}", NULL);
+    f = run_fail(d, "{\"inputs\": {\"nope\": 1, \"x\": [1]}, \"outputs\": [\"y\"]}", NULL);
     assert_string_equal(f.code, "type_error");
+    assert_non_null(strstr(f.message, "'nope' is not an input"));
     dag_free(d);
 }
 
@@ -393,6 +398,48 @@ static void op_failures_name_their_node_and_release_everything(void **state)
     heap_get_stats(&after);
     assert_int_equal(after.objects, before.objects);
     dag_free(d);
+}
+
+/* Each result is within max_elems, but two of them at once are not within
+ * the run's budget: limit_exceeded, never an abort in the allocator. */
+static void the_run_budget_bounds_what_a_run_holds_at_once(void **state)
+{
+    (void)state;
+    dag *d = load_ok("{\"name\": \"two\", \"inputs\": {\"n\": {\"type\": \"int\"}},"
+                     " \"nodes\": {\"a\": {\"op\": \"fill\", \"args\": [\"n\", 1.0]},"
+                     "             \"b\": {\"op\": \"mul\", \"args\": [\"a\", 2]}}}");
+    dag_run_opts budget = {.max_bytes = 12 << 20}; /* 12 MiB */
+    dag_fail f = run_fail(d, "{\"inputs\": {\"n\": 1000000}, \"outputs\": [\"b\"]}", &budget); /* 2 x 8 MB */
+    assert_string_equal(f.code, "limit_exceeded");
+    assert_string_equal(f.node, "b");
+    assert_non_null(strstr(f.message, "max_run_bytes"));
+    dag_result res;
+    json_t *r = req("{\"inputs\": {\"n\": 500000}, \"outputs\": [\"b\"]}"); /* 2 x 4 MB fit */
+    assert_int_equal(dag_run(d, r, &budget, &res, &f), DAG_OK);
+    dag_result_free(&res);
+    json_decref(r);
+    dag_free(d);
+}
+
+static void hostile_family_templates_and_ranges_are_errors(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"name\": \"t\", \"nodes\": {\"c\": {\"const\": 1}}, \"families\": [{\"name\": \"a{i+-5}\","
+        " \"range\": [0, 2], \"op\": \"neg\", \"args\": [\"c\"]}]}",
+        "{\"name\": \"t\", \"nodes\": {\"c\": {\"const\": 1}}, \"families\": [{\"name\": \"a{i--9223372036854775808}\","
+        " \"range\": [0, 2], \"op\": \"neg\", \"args\": [\"c\"]}]}",
+        "{\"name\": \"t\", \"nodes\": {\"c\": {\"const\": 1}}, \"families\": [{\"name\": \"a{i}\","
+        " \"range\": [-9223372036854775808, 9223372036854775807], \"op\": \"neg\", \"args\": [\"c\"]}]}",
+        "{\"name\": \"t\", \"nodes\": {\"c\": {\"const\": 1}}, \"families\": [{\"name\": \"same\","
+        " \"range\": [0, 1000000], \"op\": \"neg\", \"args\": [\"c\"]}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        dag_errors e = {0};
+        assert_null(load(bad[i], &e));
+        assert_true(e.n >= 1 && e.n <= 11);
+        dag_errors_free(&e);
+    }
 }
 
 static void a_passed_deadline_stops_the_run(void **state)
@@ -500,6 +547,8 @@ int main(void)
         T(unknown_outputs_and_missing_inputs_come_together),
         T(wrong_types_are_type_errors_naming_the_input),
         T(op_failures_name_their_node_and_release_everything),
+        T(the_run_budget_bounds_what_a_run_holds_at_once),
+        T(hostile_family_templates_and_ranges_are_errors),
         T(a_passed_deadline_stops_the_run),
         T(response_has_outputs_and_stats_with_nan_as_null),
         T(a_cyclic_output_is_a_type_error),
