@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,8 +70,10 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < atoi(argv[2]); i++)
-        if (fork() == 0)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* the workers go with the server */
             serve(lfd);
+        }
     signal(SIGTERM, SIG_DFL);
     while (wait(NULL) > 0 || errno == EINTR)
         ;

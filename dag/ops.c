@@ -1391,6 +1391,31 @@ static int op_lookup(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
     keys k;
     if (keys_load(ctx, args[1], &k) != DAG_OK || limit_check(ctx, "lookup", k.n) != DAG_OK)
         return DAG_ERR;
+    if (k.i64 || k.f64) { /* int keys from an array: one batched look-up */
+        int64_t *ik = xmalloc(k.n * sizeof *ik);
+        heap_obj **vals = xmalloc(k.n * sizeof *vals);
+        for (size_t j = 0; j < k.n; j++)
+            if (k.i64)
+                ik[j] = k.i64[j];
+            else
+                f64_to_i64(k.f64[j], &ik[j]); /* checked by keys_load */
+        heap_dict_get_int_many(dict, ik, k.n, vals);
+        heap_obj *res = heap_list_new(k.n);
+        for (size_t j = 0; j < k.n; j++) {
+            if (!vals[j]) {
+                int64_t missing = ik[j];
+                heap_decref(res);
+                free(ik);
+                free(vals);
+                return dag_op_fail(ctx, DAG_E_OP, "lookup: no key %" PRId64, missing);
+            }
+            heap_list_append(res, vals[j]);
+        }
+        free(ik);
+        free(vals);
+        *out = res;
+        return DAG_OK;
+    }
     heap_obj *res = heap_list_new(k.n);
     for (size_t j = 0; j < k.n; j++) {
         int64_t ikey = 0;
@@ -1421,6 +1446,20 @@ static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
     size_t n = is_dict ? heap_dict_len(recs) : heap_list_len(recs);
     if (limit_check(ctx, "field", n) != DAG_OK)
         return DAG_ERR;
+    heap_obj **vals = NULL;
+    if (!is_dict) { /* a list of dicts: one batched look-up of the field */
+        bool all_dicts = true;
+        for (size_t j = 0; j < n && all_dicts; j++)
+            all_dicts = heap_type_of(heap_list_get(recs, j)) == HT_DICT;
+        if (all_dicts) {
+            heap_obj **ds = xmalloc(n * sizeof *ds);
+            vals = xmalloc(n * sizeof *vals);
+            for (size_t j = 0; j < n; j++)
+                ds[j] = heap_list_get(recs, j);
+            heap_dicts_get_str_many(ds, n, name, vals);
+            free(ds);
+        }
+    }
     heap_obj *res = heap_list_new(n);
     size_t pos = 0;
     for (size_t j = 0; j < n; j++) {
@@ -1429,15 +1468,17 @@ static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
             heap_dict_next(recs, &pos, NULL, &rec);
         else
             rec = heap_list_get(recs, j);
-        heap_obj *v = heap_type_of(rec) == HT_DICT ? heap_dict_get_str(rec, name) : NULL;
+        heap_obj *v = vals ? vals[j] : heap_type_of(rec) == HT_DICT ? heap_dict_get_str(rec, name) : NULL;
         if (!v) {
             heap_decref(res);
+            free(vals);
             if (heap_type_of(rec) != HT_DICT)
                 return dag_op_fail(ctx, DAG_E_TYPE, "field: record %zu must be a dict, got %s", j, kind_of(rec));
             return dag_op_fail(ctx, DAG_E_OP, "field: record %zu has no field \"%.64s\"", j, name);
         }
         heap_list_append(res, v);
     }
+    free(vals);
     *out = res;
     return DAG_OK;
 }
@@ -1454,12 +1495,19 @@ static int op_row_sum(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, cons
     double *r;
     if (new_f64(ctx, "row_sum", n, &res, &r) != DAG_OK)
         return DAG_ERR;
+    /* Rows are independent: bring every row's items, then every item, into
+     * cache before summing, so the misses overlap. */
+    for (size_t j = 0; j < n; j++)
+        heap_list_prefetch_items(heap_list_get(rows, j));
+    for (size_t j = 0; j < n; j++)
+        heap_list_prefetch_elems(heap_list_get(rows, j));
     for (size_t j = 0; j < n; j++) {
         heap_obj *row = heap_list_get(rows, j);
         num v;
-        char what[32];
-        snprintf(what, sizeof what, "row %zu", j);
-        if (seq_load(ctx, "row_sum", what, row, &v) != DAG_OK) {
+        if (seq_load(ctx, "row_sum", "a row", row, &v) != DAG_OK) {
+            char what[32]; /* the label only on failure: it costs a printf */
+            snprintf(what, sizeof what, "row %zu", j);
+            seq_load(ctx, "row_sum", what, row, &v);
             heap_decref(res);
             return DAG_ERR;
         }

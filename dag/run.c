@@ -250,8 +250,10 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
         plan_walk(r, r->outputs[k], stack, next);
     free(stack);
 
-    /* Inputs the plan reaches: given, defaulted, or missing. */
-    for (uint32_t k = 0; k < r->norder; k++) {
+    /* Inputs the plan reaches: given, defaulted, or missing (not worth
+     * saying when "inputs" itself was malformed: that is the problem). */
+    bool inputs_bad = !inputs && req && json_object_get(req, "inputs") && !json_is_null(json_object_get(req, "inputs"));
+    for (uint32_t k = 0; k < r->norder && !inputs_bad; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];
         if (n->kind != DK_INPUT || (r->flags[id] & F_PROVIDED))
@@ -351,9 +353,7 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
 {
     uint64_t t0 = now_ns();
-    heap_stats hs;
-    heap_get_stats(&hs);
-    uint64_t base = hs.live_bytes;
+    uint64_t base = heap_live_bytes();
     heap_reset_peak();
     *res = (dag_result){0};
     run r = {.d = d, .base_bytes = base};
@@ -399,9 +399,9 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
     }
     r.outputs = NULL;
     run_release(&r);
-    heap_get_stats(&hs);
+    uint64_t peak = heap_peak_bytes();
     res->nodes_executed = executed;
-    res->peak_bytes = hs.peak_bytes > base ? hs.peak_bytes - base : 0;
+    res->peak_bytes = peak > base ? peak - base : 0;
     res->elapsed_us = (now_ns() - t0) / 1000;
     return DAG_OK;
 }

@@ -201,6 +201,17 @@ void dag_writer_init_mem(dag_writer *w)
     *w = (dag_writer){0};
 }
 
+void dag_writer_reserve(dag_writer *w, size_t cap)
+{
+    if (!w->flush && cap > w->cap) {
+        char *b = realloc(w->buf, cap);
+        if (!b)
+            heap_panic("out of memory (%zu bytes of JSON)", cap);
+        w->buf = b;
+        w->cap = cap;
+    }
+}
+
 void dag_writer_init_sink(dag_writer *w, int (*flush)(void *, const char *, size_t), void *arg)
 {
     *w = (dag_writer){.flush = flush, .arg = arg};

@@ -57,6 +57,8 @@ typedef struct dag_writer {
 } dag_writer;
 
 void dag_writer_init_mem(dag_writer *w);
+/* Memory writers: room for cap bytes up front (saves the growth steps). */
+void dag_writer_reserve(dag_writer *w, size_t cap);
 void dag_writer_init_sink(dag_writer *w, int (*flush)(void *, const char *, size_t), void *arg);
 void dag_write(dag_writer *w, const char *s, size_t n);
 void dag_write_cstr(dag_writer *w, const char *s);      /* raw text */

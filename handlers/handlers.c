@@ -63,7 +63,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, h_req *r, unsigned s
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (close_after || *r->server->shutting_down)
+    if (close_after || *r->server->phase != H_SERVING)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
@@ -157,6 +157,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     json_decref(req);
     dag_writer w;
     dag_writer_init_mem(&w);
+    dag_writer_reserve(&w, 4096);
     if (rc == DAG_OK && dag_write_response(&w, d, &res, s->worker, (long)getpid(), &f) == DAG_OK) {
         dag_result_free(&res);
         return respond_json(conn, r, MHD_HTTP_OK, &w);
@@ -286,6 +287,39 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
 /* {  The MHD callbacks                                                    */
 /* ====================================================================== */
 
+/* Per connection: has it begun a request yet? */
+typedef struct h_conn {
+    bool asked;
+} h_conn;
+
+void h_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                  enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    h_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(h_conn));
+        if (*socket_context)
+            s->fresh++;
+        return;
+    }
+    h_conn *c = *socket_context;
+    if (c && !c->asked)
+        s->fresh--;
+    free(c);
+    *socket_context = NULL;
+}
+
+static void mark_asked(h_server *s, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    h_conn *c = ci ? ci->socket_context : NULL;
+    if (c && !c->asked) {
+        c->asked = true;
+        s->fresh--;
+    }
+}
+
 enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                          const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -299,10 +333,11 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         r->server = s;
         r->t0_ns = now_ns();
         s->inflight++;
+        mark_asked(s, conn);
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->url, sizeof r->url, "%s", url);
         *req_cls = r;
-        if (*s->shutting_down)
+        if (*s->phase == H_REFUSING)
             return respond_error(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down", NULL,
                                  "this worker is shutting down; retry");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -314,6 +349,8 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
                 return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
                                      "the body (%s bytes) exceeds max_body_bytes (%" PRIu64 ")", cl,
                                      s->cfg->max_body_bytes);
+            if (n && (r->body = malloc(n))) /* the whole body, in one allocation */
+                r->cap = n;
         }
         return MHD_YES;
     }

@@ -18,15 +18,19 @@
 #include "server/config.h"
 #include "server/world.h"
 
+enum { H_SERVING, H_DRAINING, H_REFUSING };
+
 /* What the routes need from their worker (owned by the worker). */
 typedef struct h_server {
     const srv_config *cfg;
     const srv_world *world;
     int worker;               /* slot number */
-    volatile bool *shutting_down; /* set once the worker stops accepting:
-                                   * new requests get 503, every response
-                                   * closes its connection */
+    /* The worker's phase: H_SERVING; H_DRAINING once it stops accepting
+     * (requests are still served, each response closing its connection);
+     * H_REFUSING when it is about to leave (new requests get 503). */
+    volatile int *phase;
     uint64_t inflight;        /* requests begun and not completed */
+    uint64_t fresh;           /* connections that have not begun a request */
     uint64_t requests;        /* answered, any status */
     uint64_t errors;          /* answered with status >= 400 */
     uint64_t status_counts[6]; /* by class: [1]=1xx ... [5]=5xx */
@@ -47,5 +51,11 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
 /* The MHD completion callback (MHD_OPTION_NOTIFY_COMPLETED), same closure:
  * frees the request's state and accounts for it. */
 void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe);
+
+/* The connection callback (MHD_OPTION_NOTIFY_CONNECTION), same closure:
+ * counts connections accepted but not yet asked anything (`fresh`), which
+ * a draining worker must still answer before it leaves. */
+void h_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                  enum MHD_ConnectionNotificationCode toe);
 
 #endif

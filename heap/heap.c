@@ -943,6 +943,22 @@ void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item)
     heap_decref(old);
 }
 
+void heap_list_prefetch_items(const heap_obj *l)
+{
+    const h_list *x = (const h_list *)l;
+    if (l->type == HT_LIST && x->len)
+        __builtin_prefetch(x->items);
+}
+
+void heap_list_prefetch_elems(const heap_obj *l)
+{
+    const h_list *x = (const h_list *)l;
+    if (l->type != HT_LIST)
+        return;
+    for (size_t i = 0; i < x->len; i++)
+        __builtin_prefetch(x->items[i]);
+}
+
 void heap_list_clear(heap_obj *l)
 {
     EXPECT(l, HT_LIST);
@@ -1158,6 +1174,69 @@ heap_obj *heap_dict_get_int(const heap_obj *d, int64_t key)
 {
     probe p = {.hash = hash_int(key), .i = key, .type = HT_INT};
     return dict_lookup(d, &p);
+}
+
+#define BATCH 64
+
+void heap_dict_get_int_many(const heap_obj *dobj, const int64_t *keys, size_t n, heap_obj **out)
+{
+    EXPECT(dobj, HT_DICT);
+    const h_dict *d = (const h_dict *)dobj;
+    if (!d->log2size) {
+        for (size_t j = 0; j < n; j++)
+            out[j] = NULL;
+        return;
+    }
+    size_t mask = ((size_t)1 << d->log2size) - 1;
+    for (size_t base = 0; base < n; base += BATCH) {
+        size_t m = n - base < BATCH ? n - base : BATCH;
+        probe p[BATCH];
+        for (size_t j = 0; j < m; j++) { /* pass 1: the first index slot */
+            p[j] = (probe){.hash = hash_int(keys[base + j]), .i = keys[base + j], .type = HT_INT};
+            __builtin_prefetch(&d->index[p[j].hash & mask]);
+        }
+        for (size_t j = 0; j < m; j++) { /* pass 2: its entry */
+            int32_t ix = d->index[p[j].hash & mask];
+            if (ix >= 0)
+                __builtin_prefetch(&d->entries[ix]);
+        }
+        for (size_t j = 0; j < m; j++) { /* pass 3: the probe, and the value's header */
+            heap_obj *v = dict_lookup(dobj, &p[j]);
+            if (v)
+                __builtin_prefetch(v);
+            out[base + j] = v;
+        }
+    }
+}
+
+void heap_dicts_get_str_many(heap_obj *const *dicts, size_t n, const char *key, heap_obj **out)
+{
+    size_t len = strlen(key);
+    probe p = {.hash = hash_bytes(key, len), .s = key, .len = len, .type = HT_STR};
+    for (size_t base = 0; base < n; base += BATCH) {
+        size_t m = n - base < BATCH ? n - base : BATCH;
+        heap_obj *const *ds = dicts + base;
+        for (size_t j = 0; j < m; j++) { /* pass 1: the index slot */
+            const h_dict *d = (const h_dict *)ds[j];
+            EXPECT(ds[j], HT_DICT);
+            if (d->log2size)
+                __builtin_prefetch(&d->index[p.hash & (((size_t)1 << d->log2size) - 1)]);
+        }
+        for (size_t j = 0; j < m; j++) { /* pass 2: its entry */
+            const h_dict *d = (const h_dict *)ds[j];
+            if (d->log2size) {
+                int32_t ix = d->index[p.hash & (((size_t)1 << d->log2size) - 1)];
+                if (ix >= 0)
+                    __builtin_prefetch(&d->entries[ix]);
+            }
+        }
+        for (size_t j = 0; j < m; j++) { /* pass 3: the probe, and the value's header */
+            heap_obj *v = dict_lookup(ds[j], &p);
+            if (v)
+                __builtin_prefetch(v);
+            out[base + j] = v;
+        }
+    }
 }
 
 bool heap_dict_del(heap_obj *dobj, const heap_obj *key)
@@ -1497,5 +1576,6 @@ void heap_get_stats(heap_stats *out)
 
 void heap_reset_peak(void) { H.stats.peak_bytes = H.stats.live_bytes; }
 uint64_t heap_live_bytes(void) { return H.stats.live_bytes; }
+uint64_t heap_peak_bytes(void) { return H.stats.peak_bytes; }
 
 /* }====================================================================== */

@@ -174,6 +174,10 @@ void heap_list_append(heap_obj *l, heap_obj *item);   /* borrows item */
 void heap_list_append_new(heap_obj *l, heap_obj *item); /* steals item */
 void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item); /* steals item */
 void heap_list_clear(heap_obj *l);
+/* Prefetch hints for a pass over many lists: their item arrays, or the
+ * headers of their items (after the arrays are in cache). */
+void heap_list_prefetch_items(const heap_obj *l);
+void heap_list_prefetch_elems(const heap_obj *l);
 
 /* --- dict: insertion-ordered, keys are str or int ----------------------- */
 
@@ -189,6 +193,14 @@ heap_obj *heap_dict_get(const heap_obj *d, const heap_obj *key);    /* borrowed,
 heap_obj *heap_dict_get_str(const heap_obj *d, const char *key);    /* borrowed, NULL if absent */
 heap_obj *heap_dict_get_int(const heap_obj *d, int64_t key);        /* borrowed, NULL if absent */
 bool heap_dict_del(heap_obj *d, const heap_obj *key);               /* true if it was there */
+/* Batched look-ups, for ops that fetch many records: the probes are
+ * independent, so each pass prefetches what the next one reads (index
+ * slots, then entries, then the values' headers) for every key before
+ * reading any, and the cache misses overlap instead of queueing.
+ * out[j] gets a borrowed value, or NULL if absent. */
+void heap_dict_get_int_many(const heap_obj *d, const int64_t *keys, size_t n, heap_obj **out);
+/* The same key in many dicts (dicts[j] must be dicts). */
+void heap_dicts_get_str_many(heap_obj *const *dicts, size_t n, const char *key, heap_obj **out);
 /* Iteration in insertion order: start with *pos = 0; borrowed key/value. */
 bool heap_dict_next(const heap_obj *d, size_t *pos, heap_obj **key, heap_obj **value);
 void heap_dict_clear(heap_obj *d);
@@ -264,6 +276,7 @@ typedef struct heap_stats {
 
 void heap_get_stats(heap_stats *out);
 uint64_t heap_live_bytes(void); /* heap_stats.live_bytes, cheaply */
+uint64_t heap_peak_bytes(void); /* heap_stats.peak_bytes, cheaply */
 void heap_reset_peak(void);
 
 /* Aborts with a message; used for allocation failure and broken invariants. */

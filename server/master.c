@@ -85,14 +85,19 @@ static uint64_t now_ms(void)
 
 static void mlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One write per line, so workers' lines never land inside it. */
 static void mlog(const char *fmt, ...)
 {
+    char line[1024];
+    int n = snprintf(line, sizeof line, "cowdag[%d]: ", (int)getpid());
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "cowdag[%d]: ", (int)getpid());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    (void)!write(STDERR_FILENO, line, (size_t)n);
 }
 
 /* }====================================================================== */
@@ -518,6 +523,23 @@ static void reload(master *m)
 /* {  The loop                                                             */
 /* ====================================================================== */
 
+/* On the way out: what the master holds goes back (it outlives its
+ * workers, so nothing is shared any more). */
+static int finish(master *m, int status)
+{
+    for (int k = 0; k < MAX_GENERATIONS; k++) {
+        if (!m->gens[k].live)
+            continue;
+        srv_world_free(&m->gens[k].world);
+        srv_config_free(&m->gens[k].cfg);
+        m->gens[k].live = false;
+    }
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    heap_destroy();
+    return status;
+}
+
 static void begin_stop(master *m)
 {
     if (m->stopping)
@@ -606,7 +628,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     m.listen_fd = srv_listen(&cur(&m)->cfg, err, sizeof err);
     if (m.listen_fd < 0) {
         mlog("%s", err);
-        return 1;
+        return finish(&m, 1);
     }
     char where[80];
     describe_socket(m.listen_fd, where, sizeof where);
@@ -631,7 +653,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
             if (!alive) {
                 mlog("every worker failed at start-up; stopping");
                 kill_all(&m, SIGKILL);
-                return 1;
+                return finish(&m, 1);
             }
         }
         for (int r = 0; r < m.nretiring; r++) {
@@ -657,7 +679,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         if (sig_quit) {
             mlog("SIGQUIT: stopping now");
             kill_all(&m, SIGQUIT);
-            return 0;
+            return finish(&m, 0);
         }
         if (sig_term) {
             sig_term = 0;
@@ -666,7 +688,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         if (m.stopping) {
             if (!any_child(&m)) {
                 mlog("stopped");
-                return 0;
+                return finish(&m, 0);
             }
             if (now_ms() >= m.stop_deadline) {
                 mlog("graceful_timeout_ms passed: SIGKILL to what is left");

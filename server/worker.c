@@ -64,11 +64,13 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
     sigset_t wait_mask;
     worker_signals(&wait_mask);
 
-    volatile bool draining = false;
-    h_server hs = {.cfg = a->cfg, .world = a->world, .worker = a->slot, .shutting_down = &draining};
+    volatile int phase = H_SERVING;
+    bool draining = false;
+    h_server hs = {.cfg = a->cfg, .world = a->world, .worker = a->slot, .phase = &phase};
     struct MHD_Daemon *d =
         MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, h_access, &hs,
-                         MHD_OPTION_NOTIFY_COMPLETED, h_completed, &hs, MHD_OPTION_CONNECTION_TIMEOUT,
+                         MHD_OPTION_NOTIFY_COMPLETED, h_completed, &hs, MHD_OPTION_NOTIFY_CONNECTION,
+                         h_connection, &hs, MHD_OPTION_CONNECTION_TIMEOUT,
                          (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000, MHD_OPTION_END);
     const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!info) {
@@ -81,11 +83,30 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         close(a->ready_fd);
     }
 
+    /* Draining: no more accepts; every request in flight is answered, and so
+     * is every connection already accepted whose request has not arrived yet
+     * (for up to FRESH_GRACE_MS: its client has connected and is sending).
+     * Connections idle between keep-alive requests are closed at the end. */
+    enum { FRESH_GRACE_MS = 1000 };
+    struct timespec drain_start = {0};
     for (;;) {
-        if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests)))
-            draining = true; /* stop accepting; finish what is in flight */
-        if (draining && hs.inflight == 0)
-            break;
+        if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests))) {
+            draining = true;
+            phase = H_DRAINING;
+            clock_gettime(CLOCK_MONOTONIC, &drain_start);
+        }
+        if (draining && hs.inflight == 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long waited = (now.tv_sec - drain_start.tv_sec) * 1000 + (now.tv_nsec - drain_start.tv_nsec) / 1000000;
+            if (hs.fresh == 0)
+                break;
+            if (waited >= FRESH_GRACE_MS) { /* last call: what arrives now gets 503 */
+                phase = H_REFUSING;
+                MHD_run(d);
+                break;
+            }
+        }
         struct pollfd fds[2] = {{.fd = epfd, .events = POLLIN}, {.fd = a->listen_fd, .events = POLLIN}};
         MHD_UNSIGNED_LONG_LONG mhd_ms;
         long ms = 1000;

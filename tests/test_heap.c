@@ -227,6 +227,45 @@ static void dict_keeps_insertion_order_through_resizes_and_deletes(void **state)
     assert_int_equal(live_bytes(), 0);
 }
 
+static void batched_lookups_agree_with_single_ones(void **state)
+{
+    (void)state;
+    size_t n = scaled(5000, 200);
+    heap_obj *d = heap_dict_new();
+    for (size_t i = 0; i < n; i++) {
+        heap_obj *k = heap_int_new((int64_t)(i * 3)), *rec = heap_dict_new();
+        heap_dict_set_str_new(rec, "v", heap_int_new((int64_t)i));
+        heap_dict_set_new(d, k, rec);
+        heap_decref(k);
+    }
+    /* 150 keys: more than one batch of 64; every third one missing. */
+    int64_t keys[150];
+    heap_obj *vals[150], *recs[150], *fields[150];
+    for (size_t j = 0; j < 150; j++)
+        keys[j] = (int64_t)(j * 7 % (3 * n)) + (j % 3 == 2);
+    heap_dict_get_int_many(d, keys, 150, vals);
+    size_t nrec = 0;
+    for (size_t j = 0; j < 150; j++) {
+        assert_ptr_equal(vals[j], heap_dict_get_int(d, keys[j]));
+        assert_true((vals[j] == NULL) == (keys[j] % 3 != 0));
+        if (vals[j])
+            recs[nrec++] = vals[j];
+    }
+    heap_dicts_get_str_many(recs, nrec, "v", fields);
+    for (size_t j = 0; j < nrec; j++)
+        assert_ptr_equal(fields[j], heap_dict_get_str(recs[j], "v"));
+    heap_dicts_get_str_many(recs, nrec, "absent", fields);
+    for (size_t j = 0; j < nrec; j++)
+        assert_null(fields[j]);
+    heap_obj *empty = heap_dict_new();
+    heap_dict_get_int_many(empty, keys, 3, vals);
+    assert_null(vals[0]);
+    assert_null(vals[2]);
+    heap_decref(empty);
+    heap_decref(d);
+    assert_int_equal(live_objects(), 0);
+}
+
 static void str_keys_compare_by_content(void **state)
 {
     (void)state;
@@ -402,6 +441,7 @@ int main(void)
         T(list_grows_and_keeps_order),
         T(dict_sets_gets_replaces_and_deletes),
         T(dict_keeps_insertion_order_through_resizes_and_deletes),
+        T(batched_lookups_agree_with_single_ones),
         T(str_keys_compare_by_content),
         T(arrays_are_zeroed_and_typed),
         T(freed_large_mapping_is_reused_and_rezeroed),
