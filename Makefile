@@ -6,7 +6,7 @@
 CC      ?= cc
 PKGS    := libmicrohttpd jansson double-conversion
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev prometheus
 BENCH_DEBS := jq time wrk
 
 BUILD   ?= build
@@ -14,9 +14,9 @@ BUILD   ?= build
 # on the command line are added, not substituted.
 OPTFLAGS ?= -O2 -g -fvect-cost-model=cheap
 SANFLAGS ?=
-override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
+override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -pthread -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
 override CXXFLAGS := $(OPTFLAGS) $(SANFLAGS) -std=c++17 -Wall -Wextra -Werror -MMD -MP -I. $(CXXFLAGS)
-override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+override LDFLAGS := $(SANFLAGS) -pthread $(LDFLAGS)
 LDLIBS  += -lstdc++ -lm
 
 # pkg-config is asked only once the packages are there (see deps).

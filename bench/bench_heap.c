@@ -6,6 +6,7 @@
  *   young    generation-0 collection pause, p50/p99/max, with 0 and with
  *            2 million frozen objects in the heap
  *   full     full collection time per million tracked objects
+ *   sample   one memory sample of a worker whose inherited state is 1 GiB
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +16,10 @@
 
 #include "heap/gc.h"
 #include "heap/heap.h"
+#include "server/sampler.h"
 #include "server/state.h"
+#include <sys/wait.h>
+#include <unistd.h>
 
 static uint64_t now_ns(void)
 {
@@ -187,6 +191,46 @@ static void bench_full(void)
     printf("\n");
 }
 
+/* ---------------------------------------------------------------------- */
+/* sample: a store of about 1 GiB, settled freeze + immortal; a forked
+ * child takes 21 samples as a worker does (smaps_rollup, pagemap over the
+ * inherited regions, collector figures); median and max cost. */
+
+static void bench_sample(void)
+{
+    heap_init(NULL);
+    gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
+    heap_obj *store = srv_state_generate_records(1050000, 42);
+    (void)store;
+    gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
+    gc_settle();
+    (void)ms_zero_pfn();
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        heap_after_fork();
+        enum { N = 21 };
+        uint64_t cost[N];
+        ms_sample mem = {0};
+        ms_gc_figures gcf;
+        for (int i = 0; i < N; i++) {
+            srv_sample_worker(&mem, &gcf);
+            cost[i] = mem.cost_us;
+        }
+        printf("## sample: one memory sample of a worker (median of %d)\n\n", N);
+        printf("| inherited state | resident pages | median ms | max ms |\n|---|---|---|---|\n");
+        uint64_t mx = 0;
+        for (int i = 0; i < N; i++)
+            mx = cost[i] > mx ? cost[i] : mx;
+        printf("| %.0f MiB | %llu | %.2f | %.2f |\n\n", (double)mem.state.pages * 4096 / 1048576.0,
+               (unsigned long long)mem.state.pages, (double)pct(cost, N, 0.5) / 1e3, (double)mx / 1e3);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    heap_destroy();
+}
+
 int main(int argc, char **argv)
 {
     const char *only = argc > 1 ? argv[1] : NULL;
@@ -198,5 +242,7 @@ int main(int argc, char **argv)
         bench_young();
     if (!only || strcmp(only, "full") == 0)
         bench_full();
+    if (!only || strcmp(only, "sample") == 0)
+        bench_sample();
     return 0;
 }

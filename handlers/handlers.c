@@ -205,6 +205,27 @@ static enum MHD_Result route_collect(h_server *s, struct MHD_Connection *conn, h
                                      "pid", (json_int_t)getpid()));
 }
 
+/* The address ranges this worker's state figures cover: what a test needs
+ * to check them against /proc/PID/smaps.  Admin only. */
+static enum MHD_Result route_regions(h_server *s, struct MHD_Connection *conn, h_req *r)
+{
+    if (!s->cfg->admin)
+        return respond_error(conn, r, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+                             "admin routes are off (set \"admin\": true in the config)");
+    size_t n = heap_inherited_regions(NULL, 0);
+    heap_region *reg = malloc((n ? n : 1) * sizeof *reg);
+    if (!reg)
+        return respond_error(conn, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL, "out of memory");
+    n = heap_inherited_regions(reg, n);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("[I,I]", (json_int_t)reg[i].start, (json_int_t)reg[i].end));
+    free(reg);
+    return respond_jansson(conn, r,
+                           json_pack("{s:i, s:I, s:o}", "worker", s->worker, "pid", (json_int_t)getpid(), "regions",
+                                     list));
+}
+
 static enum MHD_Result route_generated(struct MHD_Connection *conn, h_req *r, char *(*render)(void *), void *arg,
                                        const char *type)
 {
@@ -258,6 +279,8 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
                              : route_generated(conn, r, s->metrics_text, s->stats_arg,
                                                "text/plain; version=0.0.4; charset=utf-8");
     }
+    if (strcmp(url, "/admin/regions") == 0)
+        return get ? route_regions(s, conn, r) : not_allowed(conn, r, url, "GET, HEAD");
     if (strcmp(url, "/admin/gc/collect") == 0)
         return post ? route_collect(s, conn, r)
                     : not_allowed(conn, r, url, "POST");

@@ -330,6 +330,7 @@ static uint64_t gc_collect_generation(int g)
     G.stats.collected[g] += ngarbage;
     G.stats.examined += examined;
     G.stats.pause_ns_total += dt;
+    G.stats.pause_ns[g] += dt;
     if (dt > G.stats.pause_ns_max)
         G.stats.pause_ns_max = dt;
     return ngarbage;

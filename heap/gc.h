@@ -47,6 +47,7 @@ typedef struct gc_stats {
     uint64_t collected[GC_GENERATIONS];   /* objects freed by them */
     uint64_t examined;                    /* objects examined, all collections */
     uint64_t pause_ns_total;
+    uint64_t pause_ns[GC_GENERATIONS];    /* total pause per generation */
     uint64_t pause_ns_max;
     uint64_t tracked;                     /* on generation lists (not frozen) */
     uint64_t frozen;                      /* on the permanent list */

@@ -218,6 +218,18 @@ static void *xrealloc(void *p, size_t n)
 /* {  Arenas and pools                                                     */
 /* ====================================================================== */
 
+/* Every mapping: no huge pages, so a write after fork copies 4 KiB, not
+ * 2 MiB.  A worker's own mappings are also marked MADV_DONTFORK (workers do
+ * not fork): a VMA flag the inherited state does not have, so the kernel
+ * never merges the two into one VMA and /proc/PID/smaps reports the state
+ * apart from the worker's own memory. */
+static void madvise_new(void *base, size_t size)
+{
+    if (H.epoch > 0) /* first: never, even for a moment, the state's flags */
+        madvise(base, size, MADV_DONTFORK);
+    madvise(base, size, MADV_NOHUGEPAGE);
+}
+
 static void *map_aligned(size_t size, size_t align)
 {
     size_t span = size + align;
@@ -230,7 +242,7 @@ static void *map_aligned(size_t size, size_t align)
         munmap(p, head);
     if (tail)
         munmap((char *)base + size, tail);
-    madvise((void *)base, size, MADV_NOHUGEPAGE);
+    madvise_new((void *)base, size);
     return (void *)base;
 }
 
@@ -452,7 +464,7 @@ static void *large_alloc(unsigned kind, size_t n, bool *fresh)
         base = mmap(NULL, ms, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (base == MAP_FAILED)
             heap_panic("out of memory (mapping of %zu bytes)", ms);
-        madvise(base, ms, MADV_NOHUGEPAGE);
+        madvise_new(base, ms);
         H.stats.mapped_bytes += ms;
         *fresh = true;
     }

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CHUNK 512 /* entries per pread: 4 KiB on the stack */
+#define CHUNK 4096 /* entries per pread: 32 KiB on the stack, 64 reads per GiB */
 
 /* Largest byte offset an off_t holds, whatever its width. */
 #define OFF_LIMIT ((uint64_t)1 << (sizeof(off_t) * 8 - 1))

@@ -12,6 +12,7 @@
 #include "dag/dag.h"
 #include "heap/gc.h"
 #include "server/config.h"
+#include "server/client.h"
 #include "server/cowtest.h"
 #include "server/serve.h"
 #include "server/world.h"
@@ -27,6 +28,7 @@ static const char *const usage_main =
     "  check     validate the config, its state specs and DAGs\n"
     "  cowtest   the copy-on-write experiment, without a server\n"
     "  ops       list the ops DAG nodes can use, with their documentation\n"
+    "  stats     a table of a running server's workers, from its GET /stats\n"
     "\n"
     "`cowdag COMMAND --help` describes each; `cowdag --version` prints the version.\n";
 
@@ -471,6 +473,97 @@ static int cmd_serve(int argc, char **argv)
     return srv_serve(config, &ov);
 }
 
+static const char *const usage_stats =
+    "usage: cowdag stats [--url URL] [--json]\n"
+    "\n"
+    "Fetches GET /stats from a running server (default http://127.0.0.1:8080)\n"
+    "and prints one line per worker: slot, pid, requests, RSS, PSS, how much of\n"
+    "the inherited state is still shared, how much of it was copied, and the\n"
+    "collections per generation.  --json prints the document as served.\n";
+
+static double mib(json_t *o, const char *k) { return (double)json_integer_value(json_object_get(o, k)) / 1048576.0; }
+
+static int cmd_stats(int argc, char **argv)
+{
+    enum { O_URL = 1, O_JSON };
+    static const struct option opts[] = {{"url", required_argument, NULL, O_URL},
+                                         {"json", no_argument, NULL, O_JSON},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *url = "http://127.0.0.1:8080", *unused = NULL;
+    bool raw = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == O_URL)
+            url = optarg;
+        else if (c == O_JSON)
+            raw = true;
+        else {
+            int rc = common_option(c == 'c' ? '?' : c, usage_stats, &unused);
+            if (rc == -2)
+                return fail("stats", "unknown or incomplete option '%s'", argv[optind - 1]);
+            if (rc >= 0)
+                return rc;
+        }
+    }
+    if (optind < argc)
+        return fail("stats", "unexpected argument '%s'", argv[optind]);
+    char err[512], *body;
+    int status;
+    if (srv_http_get(url, "/stats", &status, &body, err, sizeof err) != SRV_OK) {
+        fprintf(stderr, "cowdag stats: %s\n", err);
+        return 1;
+    }
+    if (status != 200) {
+        fprintf(stderr, "cowdag stats: %s answered %d: %s\n", url, status, body);
+        free(body);
+        return 1;
+    }
+    if (raw) {
+        printf("%s\n", body);
+        free(body);
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loads(body, 0, &jerr);
+    free(body);
+    if (!doc) {
+        fprintf(stderr, "cowdag stats: the server's /stats is not JSON: %s\n", jerr.text);
+        return 1;
+    }
+    json_t *m = json_object_get(doc, "master"), *mgc = json_object_get(m, "gc");
+    printf("master pid %lld, gc %s%s, state %.1f MiB in %lld pages\n",
+           (long long)json_integer_value(json_object_get(m, "pid")),
+           json_string_value(json_object_get(mgc, "mode")) ? json_string_value(json_object_get(mgc, "mode")) : "?",
+           json_is_true(json_object_get(mgc, "immortal")) ? " + immortal" : "", mib(m, "state_bytes"),
+           (long long)json_integer_value(json_object_get(m, "state_pages")));
+    printf("%-4s %-8s %-4s %-9s %10s %8s %9s %9s %8s %11s %s\n", "slot", "pid", "gen", "status", "requests",
+           "errors", "RSS MiB", "PSS MiB", "shared", "copied MiB", "collections");
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(doc, "workers"), i, w)
+    {
+        json_t *mem = json_object_get(w, "memory"), *st = json_object_get(mem, "state"),
+               *coll = json_object_get(json_object_get(w, "gc"), "collections");
+        printf("%-4lld %-8lld %-4lld %-9s %10lld %8lld %9.1f %9.1f %7.1f%% %11.1f %lld/%lld/%lld\n",
+               (long long)json_integer_value(json_object_get(w, "id")),
+               (long long)json_integer_value(json_object_get(w, "pid")),
+               (long long)json_integer_value(json_object_get(w, "generation")),
+               json_string_value(json_object_get(w, "status")) ? json_string_value(json_object_get(w, "status")) : "?",
+               (long long)json_integer_value(json_object_get(w, "requests")),
+               (long long)json_integer_value(json_object_get(w, "errors")), mib(mem, "rss_bytes"),
+               mib(mem, "pss_bytes"), 100.0 * json_number_value(json_object_get(st, "shared_ratio")),
+               (double)json_integer_value(json_object_get(st, "private_pages")) * 4096.0 / 1048576.0,
+               (long long)json_integer_value(json_array_get(coll, 0)),
+               (long long)json_integer_value(json_array_get(coll, 1)),
+               (long long)json_integer_value(json_array_get(coll, 2)));
+    }
+    json_decref(doc);
+    return 0;
+}
+
 static int cmd_ops(int argc, char **argv)
 {
     (void)argc;
@@ -513,6 +606,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "ops") == 0)
         return cmd_ops(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0)
+        return cmd_stats(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "cowdag: unknown command '%s'\n\n%s", cmd, usage_main);

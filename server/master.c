@@ -36,6 +36,8 @@
 
 #include "heap/gc.h"
 #include "memstats/memstats.h"
+#include "memstats/scoreboard.h"
+#include "server/sampler.h"
 
 #define MAX_WORKERS 256
 #define MAX_RETIRING 1024
@@ -212,6 +214,8 @@ static void describe_socket(int fd, char *out, size_t cap)
 
 typedef struct slot {
     pid_t pid;          /* 0: not running */
+    int sb_index;       /* its scoreboard entry, -1: none */
+    bool spawned;       /* has run before (a new start is a restart) */
     int generation;
     uint64_t started_ms;
     unsigned quick_deaths; /* in a row, each within 1 s of its start */
@@ -221,6 +225,7 @@ typedef struct slot {
 
 typedef struct retiring {
     pid_t pid;
+    int sb_index;
     int generation;
     uint64_t kill_at; /* SIGKILL if still there */
 } retiring;
@@ -248,6 +253,8 @@ typedef struct master {
     int nretiring;
     bool stopping;
     uint64_t stop_deadline;
+    ms_scoreboard *sb;
+    uint64_t next_sample;
 } master;
 
 static generation *cur(master *m) { return &m->gens[m->current]; }
@@ -267,7 +274,17 @@ static pid_t spawn(master *m, int i, int *ready_fd_out)
     int pfd[2] = {-1, -1};
     if (ready_fd_out && pipe2(pfd, O_CLOEXEC) != 0)
         pfd[0] = pfd[1] = -1;
+    int sbi = m->sb ? ms_sb_claim(m->sb, i, g->id) : -1;
+    if (m->sb && sbi < 0)
+        mlog("worker %d: the scoreboard is full; it will not be reported", i);
+    if (m->slots[i].spawned && m->sb) {
+        ms_sb_write_begin(&m->sb->master.seq);
+        m->sb->master.restarts[i]++;
+        ms_sb_write_end(&m->sb->master.seq);
+    }
     srv_worker_args a = {.cfg = &g->cfg,
+                         .sb = m->sb,
+                         .sb_index = sbi,
                          .world = &g->world,
                          .listen_fd = m->listen_fd,
                          .slot = i,
@@ -284,13 +301,19 @@ static pid_t spawn(master *m, int i, int *ready_fd_out)
     if (pfd[1] >= 0)
         close(pfd[1]);
     if (pid < 0) {
+        if (sbi >= 0)
+            ms_sb_release(m->sb, sbi);
         mlog("worker %d: fork: %s", i, strerror(errno));
         if (pfd[0] >= 0)
             close(pfd[0]);
         m->slots[i].respawn_at = now_ms() + 1000;
         return -1;
     }
+    if (sbi >= 0)
+        ms_sb_set_pid(m->sb, sbi, (int)pid);
     m->slots[i].pid = pid;
+    m->slots[i].sb_index = sbi;
+    m->slots[i].spawned = true;
     m->slots[i].generation = g->id;
     m->slots[i].started_ms = now_ms();
     if (ready_fd_out)
@@ -299,11 +322,11 @@ static pid_t spawn(master *m, int i, int *ready_fd_out)
     return pid;
 }
 
-static void retire(master *m, pid_t pid, int generation, int sig)
+static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
 {
     if (m->nretiring < MAX_RETIRING)
         m->retiring[m->nretiring++] =
-            (retiring){pid, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms};
+            (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms};
     kill(pid, sig);
 }
 
@@ -338,6 +361,8 @@ static void reap(master *m)
             if (m->retiring[k].pid == pid) {
                 mlog("retired worker (pid %d, generation %d) %s", (int)pid, m->retiring[k].generation,
                      how(status, why, sizeof why));
+                if (m->retiring[k].sb_index >= 0)
+                    ms_sb_release(m->sb, m->retiring[k].sb_index);
                 m->retiring[k] = m->retiring[--m->nretiring];
                 found = true;
                 break;
@@ -349,6 +374,9 @@ static void reap(master *m)
                 continue;
             found = true;
             s->pid = 0;
+            if (s->sb_index >= 0)
+                ms_sb_release(m->sb, s->sb_index);
+            s->sb_index = -1;
             uint64_t now = now_ms();
             if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_FATAL) {
                 s->disabled = true;
@@ -417,6 +445,37 @@ static void drop_old_generations(master *m)
     heap_get_stats(&after);
     mlog("heap: %.1f MiB -> %.1f MiB mapped", (double)before.mapped_bytes / 1048576.0,
          (double)after.mapped_bytes / 1048576.0);
+}
+
+/* The master's part of the scoreboard: who it is and its config. */
+static void publish_master(master *m)
+{
+    if (!m->sb)
+        return;
+    const srv_config *c = &cur(m)->cfg;
+    ms_master *x = &m->sb->master;
+    ms_sb_write_begin(&x->seq);
+    x->pid = (int32_t)getpid();
+    x->workers = m->nslots;
+    snprintf(x->gc_mode, sizeof x->gc_mode, "%s", gc_mode_name(c->gc.mode));
+    for (int g = 0; g < MS_GC_GENS; g++)
+        x->thresholds[g] = c->gc.thresholds[g];
+    x->immortal = c->gc.immortal;
+    ms_sb_write_end(&x->seq);
+}
+
+static void sample_master(master *m)
+{
+    if (!m->sb)
+        return;
+    ms_sample mem;
+    uint64_t bytes, pages;
+    srv_sample_master(&mem, &bytes, &pages);
+    ms_sb_write_begin(&m->sb->master.seq);
+    m->sb->master.mem = mem;
+    m->sb->master.state_bytes = bytes;
+    m->sb->master.state_pages = pages;
+    ms_sb_write_end(&m->sb->master.seq);
 }
 
 /* }====================================================================== */
@@ -495,11 +554,15 @@ static void reload(master *m)
     /* The new generation starts and says it is ready, then the old one
      * retires gracefully. */
     pid_t old_pids[MAX_WORKERS];
+    int old_sb[MAX_WORKERS];
     int old_gen = m->gens[old].id, nold = 0;
     for (int i = 0; i < MAX_WORKERS; i++) {
         if (m->slots[i].pid) {
+            old_sb[nold] = m->slots[i].sb_index;
             old_pids[nold++] = m->slots[i].pid;
             m->slots[i].pid = 0;
+            m->slots[i].sb_index = -1;
+            m->slots[i].spawned = false; /* a new generation is not a restart */
         }
         m->slots[i].disabled = false;
         m->slots[i].quick_deaths = 0;
@@ -513,7 +576,8 @@ static void reload(master *m)
     }
     wait_ready(ready, m->nslots);
     for (int j = 0; j < nold; j++)
-        retire(m, old_pids[j], old_gen, SIGTERM);
+        retire(m, old_pids[j], old_sb[j], old_gen, SIGTERM);
+    publish_master(m);
     mlog("generation %d serving; generation %d retiring (%d workers)", g->id, old_gen, nold);
 }
 
@@ -536,6 +600,7 @@ static int finish(master *m, int status)
     }
     if (m->listen_fd >= 0)
         close(m->listen_fd);
+    ms_sb_destroy(m->sb);
     heap_destroy();
     return status;
 }
@@ -579,7 +644,7 @@ static void scale(master *m)
         sig_ttin--;
         if (m->nslots < MAX_WORKERS) {
             m->nslots++;
-            m->slots[m->nslots - 1] = (slot){0};
+            m->slots[m->nslots - 1] = (slot){.sb_index = -1};
             mlog("SIGTTIN: %d workers", m->nslots);
         }
     }
@@ -588,8 +653,8 @@ static void scale(master *m)
         if (m->nslots > 1) {
             slot *s = &m->slots[m->nslots - 1];
             if (s->pid)
-                retire(m, s->pid, s->generation, SIGTERM);
-            *s = (slot){0};
+                retire(m, s->pid, s->sb_index, s->generation, SIGTERM);
+            *s = (slot){.sb_index = -1};
             m->nslots--;
             mlog("SIGTTOU: %d workers", m->nslots);
         }
@@ -635,6 +700,13 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);
 
     m.nslots = cur(&m)->cfg.workers;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        m.slots[i].sb_index = -1;
+    m.sb = ms_sb_create();
+    if (!m.sb)
+        mlog("cannot map the scoreboard: /stats and /metrics will answer 503");
+    publish_master(&m);
+    sample_master(&m);
     for (;;) {
         uint64_t now = now_ms(), wake = now + 1000;
         if (!m.stopping) {
@@ -667,6 +739,12 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         }
         if (m.stopping && m.stop_deadline < wake)
             wake = m.stop_deadline;
+        if (now >= m.next_sample) {
+            sample_master(&m);
+            m.next_sample = now + (uint64_t)cur(&m)->cfg.stats_interval_ms;
+        }
+        if (m.next_sample < wake)
+            wake = m.next_sample;
 
         uint64_t wait = wake > now ? wake - now : 0;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
@@ -703,6 +781,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         }
         scale(&m);
         drop_old_generations(&m);
+        publish_master(&m);
     }
 }
 

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "memstats/scoreboard.h"
 #include "server/config.h"
 #include "server/world.h"
 
@@ -64,6 +65,8 @@ typedef struct srv_worker_args {
     int generation;
     uint64_t max_requests; /* 0: no limit; jitter already applied */
     int ready_fd;          /* written once the daemon runs, then closed; -1: none */
+    ms_scoreboard *sb;     /* shared figures; NULL: none */
+    int sb_index;          /* this worker's entry */
 } srv_worker_args;
 
 /* The worker's whole life, after fork: never returns.  Leaves with _exit:

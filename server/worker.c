@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "handlers/handlers.h"
+#include "handlers/stats.h"
 #include "heap/heap.h"
+#include "server/sampler.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -58,6 +60,70 @@ static void worker_signals(sigset_t *wait_mask)
     sigemptyset(wait_mask);
 }
 
+/* --- the worker's entry in the scoreboard ------------------------------ */
+
+typedef struct board {
+    ms_scoreboard *sb;
+    ms_entry *e; /* ours; NULL: no scoreboard */
+} board;
+
+static void publish_status(board *b, ms_status st)
+{
+    if (!b->e)
+        return;
+    ms_sb_write_begin(&b->e->seq);
+    b->e->status = st;
+    ms_sb_write_end(&b->e->seq);
+}
+
+/* After each answered request (h_server.on_request). */
+static void publish_request(void *arg, unsigned status, uint64_t duration_us)
+{
+    board *b = arg;
+    if (!b->e)
+        return;
+    ms_sb_write_begin(&b->e->seq);
+    b->e->requests++;
+    if (status >= 400)
+        b->e->errors++;
+    if (status / 100 < 6)
+        b->e->by_class[status / 100]++;
+    b->e->duration[ms_hist_bucket((double)duration_us / 1e6)]++;
+    b->e->duration_sum_us += duration_us;
+    ms_sb_write_end(&b->e->seq);
+}
+
+/* Every turn of the loop: a memory sample the sampling thread finished,
+ * if any, with the collector's figures of the moment. */
+static void publish_sample(board *b, srv_sampler *sampler)
+{
+    ms_sample mem;
+    if (!b->e || !srv_sampler_take(sampler, &mem))
+        return;
+    ms_gc_figures gc;
+    srv_gc_figures(&gc);
+    ms_sb_write_begin(&b->e->seq);
+    b->e->mem = mem;
+    b->e->gc = gc;
+    ms_sb_write_end(&b->e->seq);
+}
+
+static char *render(const board *b, char *(*fn)(const h_snapshot *))
+{
+    if (!b->sb)
+        return NULL;
+    h_snapshot *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    h_snapshot_take(b->sb, s);
+    char *text = fn(s);
+    free(s);
+    return text;
+}
+
+static char *stats_json(void *arg) { return render(arg, h_stats_json); }
+static char *metrics_text(void *arg) { return render(arg, h_metrics_text); }
+
 _Noreturn void srv_worker_main(const srv_worker_args *a)
 {
     heap_after_fork();
@@ -66,7 +132,16 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
 
     volatile int phase = H_SERVING;
     bool draining = false;
-    h_server hs = {.cfg = a->cfg, .world = a->world, .worker = a->slot, .phase = &phase};
+    board b = {.sb = a->sb, .e = a->sb && a->sb_index >= 0 ? &a->sb->entries[a->sb_index] : NULL};
+    h_server hs = {.cfg = a->cfg,
+                   .world = a->world,
+                   .worker = a->slot,
+                   .phase = &phase,
+                   .on_request = publish_request,
+                   .on_request_arg = &b,
+                   .stats_json = b.sb ? stats_json : NULL,
+                   .metrics_text = b.sb ? metrics_text : NULL,
+                   .stats_arg = &b};
     struct MHD_Daemon *d =
         MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, h_access, &hs,
                          MHD_OPTION_NOTIFY_COMPLETED, h_completed, &hs, MHD_OPTION_NOTIFY_CONNECTION,
@@ -78,6 +153,8 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         _exit(SRV_EXIT_FATAL);
     }
     int epfd = info->epoll_fd;
+    srv_sampler *sampler = b.e ? srv_sampler_start(a->cfg->stats_interval_ms) : NULL;
+    publish_status(&b, MS_READY);
     if (a->ready_fd >= 0) {
         (void)!write(a->ready_fd, "r", 1);
         close(a->ready_fd);
@@ -93,6 +170,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests))) {
             draining = true;
             phase = H_DRAINING;
+            publish_status(&b, MS_DRAINING);
             clock_gettime(CLOCK_MONOTONIC, &drain_start);
         }
         if (draining && hs.inflight == 0) {
@@ -109,7 +187,8 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         }
         struct pollfd fds[2] = {{.fd = epfd, .events = POLLIN}, {.fd = a->listen_fd, .events = POLLIN}};
         MHD_UNSIGNED_LONG_LONG mhd_ms;
-        long ms = 1000;
+        publish_sample(&b, sampler);
+        long ms = 50; /* the loop wakes at least this often to publish samples */
         if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
             ms = (long)mhd_ms;
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -1,0 +1,42 @@
+/* stats: the bodies of GET /stats (the spec's JSON) and GET /metrics
+ * (Prometheus text exposition 0.0.4), rendered from one consistent
+ * snapshot of the scoreboard (memstats/scoreboard.h).  The names, labels
+ * and units of every metric are listed at the top of handlers/stats.c. */
+#ifndef COWDAG_STATS_H
+#define COWDAG_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memstats/scoreboard.h"
+
+/* The processes to report, copied out of the scoreboard. */
+typedef struct h_snapshot {
+    ms_master master;
+    ms_entry workers[MS_SB_ENTRIES]; /* entries in use, by slot then generation */
+    size_t nworkers;
+    uint64_t now_ms; /* CLOCK_MONOTONIC when taken */
+} h_snapshot;
+
+/* Copies every entry in use (status other than MS_FREE). */
+void h_snapshot_take(const ms_scoreboard *sb, h_snapshot *out);
+
+/* The GET /stats document (malloc'ed, NUL-terminated):
+ * {"master": {"pid", "gc": {"mode", "thresholds", "immortal"}, "state_bytes",
+ *             "state_pages", "memory": {...as a worker's, without state}},
+ *  "workers": [{"id" (slot), "pid", "generation", "status", "requests",
+ *               "errors", "gc": {"collections": [3], "collected": [3],
+ *               "pause_us_total", "pause_us_max", "tracked", "frozen",
+ *               "objects"}, "memory": {"rss_bytes", "pss_bytes",
+ *               "shared_clean_bytes", "shared_dirty_bytes",
+ *               "private_clean_bytes", "private_dirty_bytes", "state":
+ *               {"pages", "shared_pages", "private_pages", "shared_ratio"}},
+ *               "sampled_ms_ago"}]}
+ * shared_ratio is 1.0 when there are no pages; sampled_ms_ago is null
+ * before the first sample. */
+char *h_stats_json(const h_snapshot *s);
+
+/* The GET /metrics text (malloc'ed). */
+char *h_metrics_text(const h_snapshot *s);
+
+#endif

@@ -1,0 +1,157 @@
+/* sampler.c: memory and collector samples for the scoreboard
+ * (server/sampler.h). */
+#include "server/sampler.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "heap/gc.h"
+#include "heap/heap.h"
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Pages of the given heap regions (inherited, or all). */
+static void count_regions(bool inherited, ms_pages *out)
+{
+    size_t n = inherited ? heap_inherited_regions(NULL, 0) : heap_all_regions(NULL, 0);
+    heap_region *r = malloc((n ? n : 1) * sizeof *r);
+    ms_range *ranges = malloc((n ? n : 1) * sizeof *ranges);
+    *out = (ms_pages){0};
+    if (r && ranges) {
+        n = inherited ? heap_inherited_regions(r, n) : heap_all_regions(r, n);
+        for (size_t i = 0; i < n; i++)
+            ranges[i] = (ms_range){r[i].start, r[i].end};
+        ms_pagemap_count(0, ranges, n, out);
+    }
+    free(r);
+    free(ranges);
+}
+
+static void sample(bool inherited, ms_sample *mem)
+{
+    uint64_t t0 = now_us();
+    ms_rollup_read(0, &mem->rollup);
+    count_regions(inherited, &mem->state);
+    uint64_t t1 = now_us();
+    mem->at_ms = t1 / 1000u;
+    mem->cost_us = t1 - t0;
+}
+
+void srv_sample_worker(ms_sample *mem, ms_gc_figures *gc)
+{
+    sample(true, mem);
+    srv_gc_figures(gc);
+}
+
+void srv_gc_figures(ms_gc_figures *gc)
+{
+    gc_stats gs;
+    gc_get_stats(&gs);
+    heap_stats hs;
+    heap_get_stats(&hs);
+    *gc = (ms_gc_figures){.pause_ns_max = gs.pause_ns_max,
+                          .tracked = gs.tracked,
+                          .frozen = gs.frozen,
+                          .objects = hs.objects};
+    for (int g = 0; g < MS_GC_GENS; g++) {
+        gc->collections[g] = gs.collections[g];
+        gc->collected[g] = gs.collected[g];
+        gc->pause_ns[g] = gs.pause_ns[g];
+    }
+}
+
+void srv_sample_master(ms_sample *mem, uint64_t *state_bytes, uint64_t *state_pages)
+{
+    sample(false, mem);
+    *state_bytes = heap_live_bytes();
+    *state_pages = mem->state.pages;
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct srv_sampler {
+    int interval_ms;
+    ms_range *ranges; /* the inherited regions, taken at start */
+    size_t nranges;
+    atomic_bool full; /* the mailbox holds a sample the loop has not taken */
+    ms_sample box;
+};
+
+static void *sampler_main(void *arg)
+{
+    srv_sampler *s = arg;
+    for (;;) {
+        ms_sample mem = {0};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ms_rollup_read(0, &mem.rollup);
+        ms_pagemap_count(0, s->ranges, s->nranges, &mem.state);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        mem.at_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
+        mem.cost_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+        if (!atomic_load_explicit(&s->full, memory_order_acquire)) {
+            s->box = mem;
+            atomic_store_explicit(&s->full, true, memory_order_release);
+        }
+        struct timespec next = {t0.tv_sec + s->interval_ms / 1000,
+                                t0.tv_nsec + (long)(s->interval_ms % 1000) * 1000000L};
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) != 0)
+            ;
+    }
+    return NULL;
+}
+
+srv_sampler *srv_sampler_start(int interval_ms)
+{
+    srv_sampler *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+    size_t n = heap_inherited_regions(NULL, 0);
+    heap_region *r = malloc((n ? n : 1) * sizeof *r);
+    s->ranges = malloc((n ? n : 1) * sizeof *s->ranges);
+    if (!r || !s->ranges) {
+        free(r);
+        free(s->ranges);
+        free(s);
+        return NULL;
+    }
+    n = heap_inherited_regions(r, n);
+    for (size_t i = 0; i < n; i++)
+        s->ranges[i] = (ms_range){r[i].start, r[i].end};
+    s->nranges = n;
+    free(r);
+    atomic_init(&s->full, false);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, sampler_main, s);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(s->ranges);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+bool srv_sampler_take(srv_sampler *s, ms_sample *out)
+{
+    if (!s || !atomic_load_explicit(&s->full, memory_order_acquire))
+        return false;
+    *out = s->box;
+    atomic_store_explicit(&s->full, false, memory_order_release);
+    return true;
+}

@@ -1,0 +1,35 @@
+/* sampler: fills scoreboard figures for this process -- a memory sample
+ * (smaps_rollup, and pagemap over the heap regions that count as state) and
+ * the collector's figures -- into caller-owned copies, so that the write
+ * bracket of the scoreboard covers only a copy, never the /proc reads. */
+#ifndef COWDAG_SAMPLER_H
+#define COWDAG_SAMPLER_H
+
+#include "memstats/scoreboard.h"
+
+/* A worker's state is what it inherited from the master. */
+void srv_sample_worker(ms_sample *mem, ms_gc_figures *gc);
+
+/* The collector's and heap's figures alone (cheap: counters). */
+void srv_gc_figures(ms_gc_figures *gc);
+
+/* --- the worker's sampling thread ---------------------------------------
+ * Reading /proc for 1 GiB of state takes the kernel tens of milliseconds
+ * (it walks every page), too long to stall a request for.  So a worker
+ * samples on a thread of its own, which reads only /proc and the list of
+ * inherited regions taken when it started -- never the heap, which stays
+ * single-threaded -- and hands each sample to the worker's loop through a
+ * one-slot mailbox; the loop copies it into the scoreboard, which keeps one
+ * writer per entry. */
+typedef struct srv_sampler srv_sampler;
+
+/* Starts the thread: a sample every interval_ms, the first at once. */
+srv_sampler *srv_sampler_start(int interval_ms);
+/* If a new sample is waiting, copies it to *out and returns true. */
+bool srv_sampler_take(srv_sampler *s, ms_sample *out);
+
+/* The master's state is its whole heap; *state_bytes gets the heap's live
+ * bytes and *state_pages its resident pages. */
+void srv_sample_master(ms_sample *mem, uint64_t *state_bytes, uint64_t *state_pages);
+
+#endif
