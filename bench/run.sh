@@ -60,3 +60,4 @@ echo "|$times | $med | <= 1000 |"
 rm -rf "$dir"
 echo
 sh bench/load.sh "$B"
+sh bench/sampling.sh "$B"

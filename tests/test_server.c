@@ -1117,6 +1117,41 @@ static void stats_and_metrics_describe_every_worker(void **state)
     group_test_ok = true;
 }
 
+/* `cowdag stats`: one row per worker in the table; --json is the document. */
+static void cowdag_stats_prints_a_row_per_worker(void **state)
+{
+    (void)state;
+    json_decref(stats_sampled(group_srv.port, 2));
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "%s stats --url http://127.0.0.1:%d 2>&1", cowdag_bin(), group_srv.port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int rows = 0;
+    bool header = false, master = false;
+    while (fgets(line, sizeof line, p)) {
+        header |= strncmp(line, "slot", 4) == 0 && strstr(line, "shared") != NULL;
+        master |= strncmp(line, "master pid", 10) == 0;
+        rows += strstr(line, " ready ") != NULL;
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_true(header && master);
+    assert_int_equal(rows, 2);
+    snprintf(cmd, sizeof cmd, "%s stats --json --url http://127.0.0.1:%d", cowdag_bin(), group_srv.port);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    json_error_t jerr;
+    json_t *doc = json_loadf(p, 0, &jerr);
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "workers")), 2);
+    json_decref(doc);
+    /* nobody there: a message and exit 1 */
+    snprintf(cmd, sizeof cmd, "%s stats --url http://127.0.0.1:1 >/dev/null 2>&1", cowdag_bin());
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    group_test_ok = true;
+}
+
 /* --- the sharing figures, checked against /proc/PID/smaps --------------- */
 
 typedef struct span {
@@ -1891,6 +1926,7 @@ int main(void)
         IN_GROUP(healthz_says_ok),
         IN_GROUP(gc_collect_is_forbidden_without_admin),
         IN_GROUP(stats_and_metrics_describe_every_worker),
+        IN_GROUP(cowdag_stats_prints_a_row_per_worker),
     };
     const struct CMUnitTest errors[] = {
         IN_GROUP(bad_json_is_400),
