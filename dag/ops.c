@@ -1099,31 +1099,38 @@ static size_t utf8_len(const char *s, size_t n)
     return c;
 }
 
+/* The element count of an array, list, dict or table (its rows); false for
+ * anything else. */
+static bool collection_len(const heap_obj *x, size_t *n)
+{
+    switch (heap_type_of(x)) {
+    case HT_ARRAY:
+        *n = heap_array_len(x);
+        return true;
+    case HT_LIST:
+        *n = heap_list_len(x);
+        return true;
+    case HT_DICT:
+        *n = heap_dict_len(x);
+        return true;
+    case HT_TABLE:
+        *n = heap_table_nrows(x);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int op_count(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag_params *params, heap_obj **out)
 {
     (void)nargs;
     (void)params;
     heap_obj *x = args[0];
     size_t n;
-    switch (heap_type_of(x)) {
-    case HT_ARRAY:
-        n = heap_array_len(x);
-        break;
-    case HT_LIST:
-        n = heap_list_len(x);
-        break;
-    case HT_DICT:
-        n = heap_dict_len(x);
-        break;
-    case HT_STR:
+    if (heap_type_of(x) == HT_STR)
         n = utf8_len(heap_str_data(x), heap_str_len(x));
-        break;
-    case HT_TABLE:
-        n = heap_table_nrows(x);
-        break;
-    default:
+    else if (!collection_len(x, &n))
         return type_fail(ctx, "count", "x", "an array, list, dict, str or table", x);
-    }
     *out = heap_int_new((int64_t)n);
     return DAG_OK;
 }
@@ -1651,19 +1658,8 @@ static int op_filter(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
     (void)params;
     heap_obj *x = args[0];
     size_t n;
-    switch (heap_type_of(x)) {
-    case HT_ARRAY:
-        n = heap_array_len(x);
-        break;
-    case HT_LIST:
-        n = heap_list_len(x);
-        break;
-    case HT_TABLE:
-        n = heap_table_nrows(x);
-        break;
-    default:
+    if (heap_type_of(x) == HT_DICT || !collection_len(x, &n))
         return type_fail(ctx, "filter", "x", "an array, a list or a table", x);
-    }
     num m;
     if (mask_load(ctx, args[1], &m) != DAG_OK)
         return DAG_ERR;
