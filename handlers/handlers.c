@@ -33,8 +33,8 @@ typedef struct h_req {
     uint64_t t0_ns;
     char *body;
     size_t len, cap;
-    bool too_large;
-    bool started; /* past the first call */
+    bool started;       /* past the first call */
+    uint64_t discarded; /* body bytes dropped once it was too large */
     unsigned status;
     size_t bytes_out;
     const char *allow; /* the route's methods, for a 405 */
@@ -382,8 +382,16 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_large || r->len + n > s->cfg->max_body_bytes) {
-            r->too_large = true;
+        if (r->discarded || r->len + n > s->cfg->max_body_bytes) {
+            /* Too large.  The rest is read and dropped, so the client, still
+             * sending, gets its 413 cleanly at the end (closing on unread
+             * input would reset the connection under the answer) -- but only
+             * up to a cap: an endless body is cut off. */
+            r->discarded += n;
+            uint64_t cap = 8 * s->cfg->max_body_bytes > (8u << 20) ? 8 * s->cfg->max_body_bytes : (8u << 20);
+            if (r->discarded > cap)
+                return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+                                     "the body exceeds max_body_bytes (%" PRIu64 ")", s->cfg->max_body_bytes);
             return MHD_YES;
         }
         if (r->len + n > r->cap) {
@@ -400,7 +408,7 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         r->len += n;
         return MHD_YES;
     }
-    if (r->too_large)
+    if (r->discarded)
         return respond_error(conn, r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
                              "the body exceeds max_body_bytes (%" PRIu64 ")", s->cfg->max_body_bytes);
     return dispatch(s, conn, r, url, method);

@@ -479,14 +479,15 @@ uint64_t gc_immortalize_all(void)
 }
 
 typedef struct mortal_walk {
-    uint32_t before;
+    uint32_t from, before;
     uint64_t count;
 } mortal_walk;
 
 static void mortalize(heap_obj *o, void *arg)
 {
     mortal_walk *w = arg;
-    if (heap__seal_of(o) >= w->before || !(o->flags & (HF_IMMORTAL | HF_FROZEN)))
+    uint32_t seal = heap__seal_of(o);
+    if (seal < w->from || seal >= w->before || !(o->flags & (HF_IMMORTAL | HF_FROZEN)))
         return;
     o->flags &= (uint8_t)~HF_IMMORTAL;
     if (o->flags & HF_FROZEN) {
@@ -497,9 +498,9 @@ static void mortalize(heap_obj *o, void *arg)
     w->count++;
 }
 
-uint64_t gc_mortalize_sealed(uint32_t before)
+uint64_t gc_mortalize_sealed(uint32_t from, uint32_t before)
 {
-    mortal_walk w = {before, 0};
+    mortal_walk w = {from, before, 0};
     heap_walk(mortalize, &w);
     return w.count;
 }

@@ -91,12 +91,12 @@ void gc_unfreeze(void);
 uint64_t gc_immortalize_all(void);
 
 /* The reverse, for state a master has retired: every object in memory
- * whose seal number is below `before` (see heap_seal) stops being immortal
- * and frozen, so dropping the last reference frees it again.  Sound because
- * a master never takes or drops references to settled state: their counts
- * are still exact.  Call only once no worker shares that memory any more.
- * Returns how many objects changed. */
-uint64_t gc_mortalize_sealed(uint32_t before);
+ * whose seal number is in [from, before) (see heap_seal) stops being
+ * immortal and frozen, so dropping the last reference frees it again.
+ * Sound because a master never takes or drops references to settled state:
+ * their counts are still exact.  Call only once no worker shares that
+ * memory any more.  Returns how many objects changed. */
+uint64_t gc_mortalize_sealed(uint32_t from, uint32_t before);
 
 void gc_get_stats(gc_stats *out);
 /* Zeroes the counters (collections, collected, pauses, examined): a forked

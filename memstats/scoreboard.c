@@ -272,6 +272,13 @@ void ms_sb_set_status(ms_scoreboard *sb, int index, ms_status status)
     set_field(&e->seq, &e->status, (int32_t)status);
 }
 
+ms_status ms_sb_status(const ms_scoreboard *sb, int index)
+{
+    if (!sb || index < 0 || index >= MS_SB_ENTRIES)
+        return MS_FREE;
+    return (ms_status)__atomic_load_n(&sb->entries[index].status, __ATOMIC_ACQUIRE);
+}
+
 /* Called once the entry's process is reaped: it writes no more, and if it
  * died mid-bracket the odd counter is mended here. */
 void ms_sb_release(ms_scoreboard *sb, int index)

@@ -114,6 +114,8 @@ int ms_sb_claim(ms_scoreboard *sb, int slot, int generation);
 void ms_sb_set_pid(ms_scoreboard *sb, int index, int pid);
 void ms_sb_set_status(ms_scoreboard *sb, int index, ms_status status);
 void ms_sb_release(ms_scoreboard *sb, int index); /* back to MS_FREE */
+/* One entry's status, read alone (no copy of the entry). */
+ms_status ms_sb_status(const ms_scoreboard *sb, int index);
 
 /* Writers bracket every update of an entry (or of the master part) with
  * these: begin makes the counter odd, end makes it even again. */

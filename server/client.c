@@ -63,6 +63,11 @@ int srv_http_get(const char *url, const char *path, int *status, char **body, ch
     char req[512];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, hostport);
     free(host);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        snprintf(err, errlen, "the URL is too long");
+        close(fd);
+        return SRV_ERR;
+    }
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         snprintf(err, errlen, "%s: cannot send the request", hostport);
         close(fd);

@@ -40,7 +40,7 @@
 #include "server/sampler.h"
 
 #define MAX_WORKERS 256
-#define MAX_RETIRING 1024
+#define MAX_RETIRING (MAX_WORKERS * 8)
 #define MAX_GENERATIONS 8
 
 /* ====================================================================== */
@@ -255,6 +255,8 @@ typedef struct master {
     uint64_t stop_deadline;
     ms_scoreboard *sb;
     uint64_t next_sample;
+    int pending[MAX_WORKERS]; /* ready pipes not yet read: children close them */
+    int npending;
 } master;
 
 static generation *cur(master *m) { return &m->gens[m->current]; }
@@ -266,22 +268,18 @@ static uint64_t jittered(uint64_t max_requests)
     return max_requests + (uint64_t)random() % (max_requests / 10 + 1);
 }
 
-/* Forks slot i of the current generation; with ready_fd_out, hands back
- * the read end of the pipe the worker writes once it is serving. */
-static pid_t spawn(master *m, int i, int *ready_fd_out)
+/* Forks a worker of generation g for slot i; *sb_out gets its scoreboard
+ * entry.  With ready_fd_out, hands back the read end of the pipe the worker
+ * writes once it is serving (kept in m->pending until wait_ready, so that
+ * workers forked meanwhile close it).  The slot table is the caller's. */
+static pid_t fork_worker(master *m, generation *g, int i, int *ready_fd_out, int *sb_out)
 {
-    generation *g = cur(m);
     int pfd[2] = {-1, -1};
     if (ready_fd_out && pipe2(pfd, O_CLOEXEC) != 0)
         pfd[0] = pfd[1] = -1;
     int sbi = m->sb ? ms_sb_claim(m->sb, i, g->id) : -1;
     if (m->sb && sbi < 0)
         mlog("worker %d: the scoreboard is full; it will not be reported", i);
-    if (m->slots[i].spawned && m->sb) {
-        ms_sb_write_begin(&m->sb->master.seq);
-        m->sb->master.restarts[i]++;
-        ms_sb_write_end(&m->sb->master.seq);
-    }
     srv_worker_args a = {.cfg = &g->cfg,
                          .sb = m->sb,
                          .sb_index = sbi,
@@ -296,6 +294,8 @@ static pid_t spawn(master *m, int i, int *ready_fd_out)
     if (pid == 0) {
         if (pfd[0] >= 0)
             close(pfd[0]);
+        for (int k = 0; k < m->npending; k++) /* other workers' pipes */
+            close(m->pending[k]);
         srv_worker_main(&a);
     }
     if (pfd[1] >= 0)
@@ -306,27 +306,47 @@ static pid_t spawn(master *m, int i, int *ready_fd_out)
         mlog("worker %d: fork: %s", i, strerror(errno));
         if (pfd[0] >= 0)
             close(pfd[0]);
-        m->slots[i].respawn_at = now_ms() + 1000;
         return -1;
     }
     if (sbi >= 0)
         ms_sb_set_pid(m->sb, sbi, (int)pid);
-    m->slots[i].pid = pid;
-    m->slots[i].sb_index = sbi;
-    m->slots[i].spawned = true;
-    m->slots[i].generation = g->id;
-    m->slots[i].started_ms = now_ms();
-    if (ready_fd_out)
+    if (ready_fd_out) {
         *ready_fd_out = pfd[0];
+        if (pfd[0] >= 0 && m->npending < MAX_WORKERS)
+            m->pending[m->npending++] = pfd[0];
+    }
+    *sb_out = sbi;
     mlog("worker %d started, pid %d, generation %d", i, (int)pid, g->id);
     return pid;
 }
 
+/* (Re)starts slot i of the current generation. */
+static void spawn(master *m, int i)
+{
+    slot *s = &m->slots[i];
+    if (s->spawned && m->sb) {
+        ms_sb_write_begin(&m->sb->master.seq);
+        m->sb->master.restarts[i]++;
+        ms_sb_write_end(&m->sb->master.seq);
+    }
+    int sbi = -1;
+    pid_t pid = fork_worker(m, cur(m), i, NULL, &sbi);
+    if (pid < 0) {
+        s->respawn_at = now_ms() + 1000;
+        return;
+    }
+    *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = now_ms()};
+}
+
 static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
 {
-    if (m->nretiring < MAX_RETIRING)
+    if (m->nretiring == MAX_RETIRING) { /* nothing could track it: no grace */
+        mlog("too many workers retiring; worker %d is killed at once", (int)pid);
+        sig = SIGKILL;
+    } else {
         m->retiring[m->nretiring++] =
             (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms};
+    }
     kill(pid, sig);
 }
 
@@ -412,6 +432,8 @@ static bool generation_has_workers(const master *m, int id)
     return false;
 }
 
+static void drop_generation(generation *g, uint32_t from, uint32_t before);
+
 /* Once every older generation's last worker has gone, frees their worlds:
  * their memory was sealed before the current generation loaded, so it can
  * be made mortal again (immortal state is otherwise never freed) without
@@ -431,17 +453,13 @@ static void drop_old_generations(master *m)
         return;
     heap_stats before, after;
     heap_get_stats(&before);
-    gc_mortalize_sealed(cur(m)->seal);
     for (int k = 0; k < MAX_GENERATIONS; k++) {
         generation *g = &m->gens[k];
         if (!g->live || k == m->current)
             continue;
-        srv_world_free(&g->world);
-        srv_config_free(&g->cfg);
-        g->live = false;
+        drop_generation(g, 0, cur(m)->seal);
         mlog("generation %d released", g->id);
     }
-    gc_collect(GC_GENERATIONS - 1); /* the cycles among them */
     heap_get_stats(&after);
     mlog("heap: %.1f MiB -> %.1f MiB mapped", (double)before.mapped_bytes / 1048576.0,
          (double)after.mapped_bytes / 1048576.0);
@@ -508,6 +526,8 @@ static int load_generation(master *m, bool reload)
     gc_configure(&g->cfg.gc);
     if (srv_world_load(&g->cfg, NULL, SRV_STATE_ALL, &g->world, stderr) != SRV_OK) {
         srv_config_free(&g->cfg);
+        if (reload) /* the running generation's collector settings again */
+            gc_configure(&cur(m)->cfg.gc);
         return -1;
     }
     gc_settle();
@@ -521,21 +541,35 @@ static int load_generation(master *m, bool reload)
     return k;
 }
 
-/* Waits (up to 10 s) for each pipe to say its worker is serving. */
-static void wait_ready(int *fds, int n)
+/* Waits (up to 10 s in all) for each pipe to say its worker is serving;
+ * returns how many did (a worker that died first closes its pipe unread). */
+static int wait_ready(master *m, int *fds, int n)
 {
     uint64_t deadline = now_ms() + 10000;
+    int ready = 0;
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0)
             continue;
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
         uint64_t now = now_ms();
-        if (now < deadline && poll(&p, 1, (int)(deadline - now)) > 0) {
-            char c;
-            (void)!read(fds[i], &c, 1);
-        }
+        char c;
+        if (now < deadline && poll(&p, 1, (int)(deadline - now)) > 0 && read(fds[i], &c, 1) == 1)
+            ready++;
         close(fds[i]);
     }
+    m->npending = 0;
+    return ready;
+}
+
+/* Frees a generation's state in the master: mortal first (it was settled
+ * immortal, maybe) when its memory carries seals from `from` on. */
+static void drop_generation(generation *g, uint32_t from, uint32_t before)
+{
+    gc_mortalize_sealed(from, before);
+    srv_world_free(&g->world);
+    srv_config_free(&g->cfg);
+    g->live = false;
+    gc_collect(GC_GENERATIONS - 1);
 }
 
 static void reload(master *m)
@@ -549,34 +583,40 @@ static void reload(master *m)
     generation *g = &m->gens[k];
     if (strcmp(g->cfg.listen_host, cur(m)->cfg.listen_host) != 0 || g->cfg.listen_port != cur(m)->cfg.listen_port)
         mlog("listen address changes need a restart; keeping the current socket");
-    int old = m->current;
-    m->current = k;
-    /* The new generation starts and says it is ready, then the old one
-     * retires gracefully. */
-    pid_t old_pids[MAX_WORKERS];
-    int old_sb[MAX_WORKERS];
-    int old_gen = m->gens[old].id, nold = 0;
-    for (int i = 0; i < MAX_WORKERS; i++) {
-        if (m->slots[i].pid) {
-            old_sb[nold] = m->slots[i].sb_index;
-            old_pids[nold++] = m->slots[i].pid;
-            m->slots[i].pid = 0;
-            m->slots[i].sb_index = -1;
-            m->slots[i].spawned = false; /* a new generation is not a restart */
-        }
-        m->slots[i].disabled = false;
-        m->slots[i].quick_deaths = 0;
-        m->slots[i].respawn_at = 0;
-    }
-    m->nslots = g->cfg.workers;
-    int ready[MAX_WORKERS];
-    for (int i = 0; i < m->nslots; i++) {
+    /* The new generation starts beside the old one and must say it serves;
+     * only then does the old one retire.  If none of it comes up, it goes
+     * and the old generation goes on serving. */
+    int n = g->cfg.workers;
+    pid_t pids[MAX_WORKERS];
+    int sbs[MAX_WORKERS], ready[MAX_WORKERS];
+    for (int i = 0; i < n; i++) {
         ready[i] = -1;
-        spawn(m, i, &ready[i]);
+        pids[i] = fork_worker(m, g, i, &ready[i], &sbs[i]);
     }
-    wait_ready(ready, m->nslots);
-    for (int j = 0; j < nold; j++)
-        retire(m, old_pids[j], old_sb[j], old_gen, SIGTERM);
+    if (wait_ready(m, ready, n) == 0) {
+        for (int i = 0; i < n; i++)
+            if (pids[i] > 0)
+                retire(m, pids[i], sbs[i], g->id, SIGKILL);
+        drop_generation(g, g->seal, UINT32_MAX);
+        gc_configure(&cur(m)->cfg.gc);
+        mlog("reload failed: no worker of the new generation started; generation %d goes on serving", cur(m)->id);
+        return;
+    }
+    int old_gen = cur(m)->id, nold = 0;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        slot *s = &m->slots[i];
+        if (s->pid) {
+            retire(m, s->pid, s->sb_index, s->generation, SIGTERM);
+            nold++;
+        }
+        *s = (slot){.sb_index = -1};
+    }
+    m->current = k;
+    m->nslots = n;
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            m->slots[i] = (slot){.pid = pids[i], .sb_index = sbs[i], .generation = g->id, .started_ms = now_ms(),
+                                 .spawned = true};
     publish_master(m);
     mlog("generation %d serving; generation %d retiring (%d workers)", g->id, old_gen, nold);
 }
@@ -710,12 +750,25 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     for (;;) {
         uint64_t now = now_ms(), wake = now + 1000;
         if (!m.stopping) {
+            /* A worker that stopped accepting by itself (max_requests) is
+             * recycling: it finishes as a retiring worker, with a deadline,
+             * and its slot is refilled now rather than when it exits. */
+            for (int i = 0; i < m.nslots; i++) {
+                slot *s = &m.slots[i];
+                if (s->pid && ms_sb_status(m.sb, s->sb_index) == MS_DRAINING) {
+                    mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
+                    retire(&m, s->pid, s->sb_index, s->generation, 0);
+                    *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
+                }
+            }
+            if (cur(&m)->cfg.max_requests)
+                wake = now + 100; /* to notice recycling workers promptly */
             for (int i = 0; i < m.nslots; i++) {
                 slot *s = &m.slots[i];
                 if (s->pid || s->disabled)
                     continue;
                 if (s->respawn_at <= now)
-                    spawn(&m, i, NULL);
+                    spawn(&m, i);
                 else if (s->respawn_at < wake)
                     wake = s->respawn_at;
             }

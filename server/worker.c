@@ -173,6 +173,16 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
             publish_status(&b, MS_DRAINING);
             clock_gettime(CLOCK_MONOTONIC, &drain_start);
         }
+        if (draining) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long waited = (now.tv_sec - drain_start.tv_sec) * 1000 + (now.tv_nsec - drain_start.tv_nsec) / 1000000;
+            if (waited >= a->cfg->graceful_timeout_ms) { /* a client that never finishes does not hold us */
+                fprintf(stderr, "cowdag[%d]: worker %d: graceful_timeout_ms passed with %llu requests in flight\n",
+                        (int)getpid(), a->slot, (unsigned long long)hs.inflight);
+                break;
+            }
+        }
         if (draining && hs.inflight == 0) {
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);

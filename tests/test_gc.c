@@ -458,7 +458,7 @@ static void mortalized_sealed_state_is_freed_and_unmapped(void **state)
     gc_settle();
     heap_obj *probe = heap_dict_get_int(young, 1003);
     heap_seal(); /* a later seal (a failed reload) must not matter */
-    assert_int_equal(gc_mortalize_sealed(seal), s0.objects);
+    assert_int_equal(gc_mortalize_sealed(0, seal), s0.objects);
     heap_decref(old); /* the master's reference: now it counts */
     gc_collect(2);    /* the cycle */
     heap_stats s1;
