@@ -7,7 +7,7 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson double-conversion
 TESTPKG := cmocka
 DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev prometheus
-BENCH_DEBS := jq time wrk
+BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -40,7 +40,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench clean
+.PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench bench-cow clean
 
 all: deps $(BUILD)/cowdag
 
@@ -117,6 +117,13 @@ run: all
 
 bench: deps-bench $(BUILD)/cowdag $(BENCH_BINS)
 	@sh bench/run.sh $(BUILD)
+
+# The copy-on-write matrix: every collector mode under customer_score + graph
+# load; results in bench/results/ (cow_matrix.csv, .md, cow_*.png).
+# Parameters from the environment or the command line: RECORDS=300000
+# WORKERS=2 SECONDS=30 (per mode), PORT=18183.
+bench-cow: deps-bench $(BUILD)/cowdag
+	@sh bench/cow_matrix.sh $(BUILD)
 
 clean:
 	rm -rf build

@@ -332,16 +332,23 @@ static int num_load(dag_op_ctx *ctx, const char *op, const char *what, heap_obj 
         bool ints = true;
         for (size_t k = 0; k < n; k++) {
             heap_obj *e = heap_list_get(o, k);
+            /* Read as an interpreter reads an item: holding a reference
+             * meanwhile.  That is what copies a shared page in a worker
+             * (one write to the item's header); in immortal mode it writes
+             * nothing.  cowdag reproduces the cost, as its modes remove it. */
+            heap_incref(e);
             if (heap_type_of(e) == HT_INT) {
                 t[k] = (double)heap_int_value(e);
             } else if (heap_type_of(e) == HT_FLOAT) {
                 t[k] = heap_float_value(e);
                 ints = false;
             } else {
+                heap_decref(e);
                 free(t);
                 return dag_op_fail(ctx, DAG_E_TYPE, "%s: %s: item %zu of the list must be a number, got %s", op,
                                    what, k, kind_of(e));
             }
+            heap_decref(e);
         }
         v->seq = true;
         v->n = n;

@@ -272,6 +272,22 @@ void ms_sb_set_status(ms_scoreboard *sb, int index, ms_status status)
     set_field(&e->seq, &e->status, (int32_t)status);
 }
 
+void ms_sb_set_conns(ms_scoreboard *sb, int slot, uint32_t n)
+{
+    if (sb && slot >= 0 && slot < MS_SB_SLOTS)
+        __atomic_store_n(&sb->conns[slot], n, __ATOMIC_RELAXED);
+}
+
+bool ms_sb_should_accept(const ms_scoreboard *sb, int slot, int nslots, uint32_t mine)
+{
+    if (!sb)
+        return true;
+    for (int j = 0; j < nslots && j < MS_SB_SLOTS; j++)
+        if (j != slot && __atomic_load_n(&sb->conns[j], __ATOMIC_RELAXED) < mine)
+            return false;
+    return true;
+}
+
 ms_status ms_sb_status(const ms_scoreboard *sb, int index)
 {
     if (!sb || index < 0 || index >= MS_SB_ENTRIES)

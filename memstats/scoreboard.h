@@ -100,7 +100,19 @@ typedef struct ms_master {
 typedef struct ms_scoreboard {
     ms_master master;
     ms_entry entries[MS_SB_ENTRIES];
+    /* Connections each slot's worker holds, for spreading accepts: written
+     * with atomic stores by the worker (and MS_SLOT_UNAVAILABLE by a worker
+     * that stops accepting, or by the master while the slot has no worker),
+     * read with atomic loads by the others. */
+    uint32_t conns[MS_SB_SLOTS];
 } ms_scoreboard;
+
+#define MS_SLOT_UNAVAILABLE UINT32_MAX
+
+void ms_sb_set_conns(ms_scoreboard *sb, int slot, uint32_t n);
+/* Whether a worker holding `mine` connections in `slot` should accept the
+ * next one: when no other of the first `nslots` slots holds fewer. */
+bool ms_sb_should_accept(const ms_scoreboard *sb, int slot, int nslots, uint32_t mine);
 
 /* Maps a zeroed scoreboard shared with future children; NULL on failure. */
 ms_scoreboard *ms_sb_create(void);

@@ -394,6 +394,7 @@ static void reap(master *m)
                 continue;
             found = true;
             s->pid = 0;
+            ms_sb_set_conns(m->sb, i, MS_SLOT_UNAVAILABLE); /* until it is back */
             if (s->sb_index >= 0)
                 ms_sb_release(m->sb, s->sb_index);
             s->sb_index = -1;
@@ -745,6 +746,8 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     m.sb = ms_sb_create();
     if (!m.sb)
         mlog("cannot map the scoreboard: /stats and /metrics will answer 503");
+    for (int i = 0; i < MS_SB_SLOTS; i++) /* no worker yet: nobody defers to these */
+        ms_sb_set_conns(m.sb, i, MS_SLOT_UNAVAILABLE);
     publish_master(&m);
     sample_master(&m);
     for (;;) {

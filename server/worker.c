@@ -154,6 +154,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
     }
     int epfd = info->epoll_fd;
     srv_sampler *sampler = b.e ? srv_sampler_start(a->cfg->stats_interval_ms) : NULL;
+    ms_sb_set_conns(b.sb, a->slot, 0);
     publish_status(&b, MS_READY);
     if (a->ready_fd >= 0) {
         (void)!write(a->ready_fd, "r", 1);
@@ -171,6 +172,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
             draining = true;
             phase = H_DRAINING;
             publish_status(&b, MS_DRAINING);
+            ms_sb_set_conns(b.sb, a->slot, MS_SLOT_UNAVAILABLE); /* nobody waits on us */
             clock_gettime(CLOCK_MONOTONIC, &drain_start);
         }
         if (draining) {
@@ -199,15 +201,29 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         MHD_UNSIGNED_LONG_LONG mhd_ms;
         publish_sample(&b, sampler);
         long ms = 50; /* the loop wakes at least this often to publish samples */
+        /* Spread connections: accept only while no other worker holds fewer
+         * (a burst of connects would otherwise all go to whichever worker
+         * woke first); one that defers looks again in 2 ms. */
+        const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        uint32_t mine = ci ? ci->num_connections : 0;
+        bool accepting = !draining;
+        if (accepting && b.sb) {
+            ms_sb_set_conns(b.sb, a->slot, mine);
+            int nslots = __atomic_load_n(&b.sb->master.workers, __ATOMIC_RELAXED);
+            if (!ms_sb_should_accept(b.sb, a->slot, nslots, mine)) {
+                accepting = false;
+                ms = 2;
+            }
+        }
         if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
             ms = (long)mhd_ms;
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        int n = ppoll(fds, draining ? 1 : 2, &ts, &wait_mask);
+        int n = ppoll(fds, accepting ? 2 : 1, &ts, &wait_mask);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "cowdag: worker %d: poll: %s\n", a->slot, strerror(errno));
             break;
         }
-        if (n > 0 && !draining && (fds[1].revents & POLLIN)) {
+        if (n > 0 && accepting && (fds[1].revents & POLLIN)) {
             /* One connection per turn: a busy worker comes back later. */
             struct sockaddr_storage addr;
             socklen_t len = sizeof addr;
