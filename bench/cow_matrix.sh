@@ -11,7 +11,8 @@
 # with SIGTERM.  Writes, under OUT (default bench/results):
 #
 #   cow_matrix.csv    one row per worker per sample
-#   cow_matrix.md     the summary table, the command and the date
+#   cow_matrix.md     the summary table, the command and the date (also
+#                     copied into README.md between its cow-matrix markers)
 #   cow_private.png   private MiB of state over time, mean over the workers
 #   cow_objects.png   heap objects alive over time, mean over the workers
 #                     (both drawn by bench/cow_plot.sh from the CSV)
@@ -227,6 +228,16 @@ EOF
   echo
 } > "$OUT/cow_matrix.md"
 cat "$OUT/cow_matrix.md"
+
+# --- the README's copy of the table ----------------------------------------
+# Between the markers <!-- cow-matrix:begin --> and <!-- cow-matrix:end -->
+# (only for the default output folder: a trial run elsewhere leaves it).
+if [ "$(cd "$OUT" && pwd)" = "$ROOT/bench/results" ] && grep -q 'cow-matrix:begin' "$ROOT/README.md"; then
+  awk -v table="$OUT/cow_matrix.md" '
+    /<!-- cow-matrix:begin -->/ { print; while ((getline l < table) > 0) if (l ~ /^\|/) print l; skip = 1; next }
+    /<!-- cow-matrix:end -->/ { skip = 0 }
+    !skip' "$ROOT/README.md" > "$ROOT/README.md.new" && mv "$ROOT/README.md.new" "$ROOT/README.md"
+fi
 
 # --- plots ------------------------------------------------------------------
 sh "$ROOT/bench/cow_plot.sh" "$OUT/cow_matrix.csv" "$OUT" "$DURATION"
