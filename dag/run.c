@@ -153,13 +153,17 @@ static void plan_walk(run *r, uint32_t root, uint32_t *stack, uint32_t *next)
     }
 }
 
-static const json_t *member(const json_t *req, const char *key, json_type want, problems *p)
+/* The member, or NULL when absent or null; *bad says it was there but of
+ * the wrong kind (reported). */
+static const json_t *member(const json_t *req, const char *key, json_type want, problems *p, bool *bad)
 {
     const json_t *v = req ? json_object_get(req, key) : NULL;
+    *bad = false;
     if (!v || json_is_null(v))
         return NULL;
     if (json_typeof(v) != want) {
         problem(p, 1, NULL, "\"%s\" must be %s", key, want == JSON_OBJECT ? "an object" : "an array of node names");
+        *bad = true;
         return NULL;
     }
     return v;
@@ -178,9 +182,10 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
         if (strcmp(key, "inputs") && strcmp(key, "overrides") && strcmp(key, "outputs"))
             problem(&p, 1, NULL, "unknown request member \"%s\"", key);
     }
-    const json_t *inputs = member(req, "inputs", JSON_OBJECT, &p);
-    const json_t *overrides = member(req, "overrides", JSON_OBJECT, &p);
-    const json_t *outputs = member(req, "outputs", JSON_ARRAY, &p);
+    bool inputs_bad, overrides_bad, outputs_bad;
+    const json_t *inputs = member(req, "inputs", JSON_OBJECT, &p, &inputs_bad);
+    const json_t *overrides = member(req, "overrides", JSON_OBJECT, &p, &overrides_bad);
+    const json_t *outputs = member(req, "outputs", JSON_ARRAY, &p, &outputs_bad);
 
     size_t cells = d->n ? d->n : 1;
     r->value = calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
@@ -197,7 +202,6 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
 
     /* Outputs: as requested, or every sink (but none if "outputs" was
      * there and malformed: planning a guess would report the wrong things). */
-    bool outputs_bad = !outputs && req && json_object_get(req, "outputs") && !json_is_null(json_object_get(req, "outputs"));
     if (outputs_bad) {
         /* reported by member() */
     } else if (outputs) {
@@ -252,7 +256,6 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
 
     /* Inputs the plan reaches: given, defaulted, or missing (not worth
      * saying when "inputs" itself was malformed: that is the problem). */
-    bool inputs_bad = !inputs && req && json_object_get(req, "inputs") && !json_is_null(json_object_get(req, "inputs"));
     for (uint32_t k = 0; k < r->norder && !inputs_bad; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];

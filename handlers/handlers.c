@@ -427,8 +427,6 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
         s->requests++;
         if (r->status >= 400)
             s->errors++;
-        if (r->status / 100 < 6)
-            s->status_counts[r->status / 100]++;
         if (s->on_request)
             s->on_request(s->on_request_arg, r->status, us);
         if (s->cfg->access_log) {

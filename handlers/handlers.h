@@ -33,7 +33,6 @@ typedef struct h_server {
     uint64_t fresh;           /* connections that have not begun a request */
     uint64_t requests;        /* answered, any status */
     uint64_t errors;          /* answered with status >= 400 */
-    uint64_t status_counts[6]; /* by class: [1]=1xx ... [5]=5xx */
     /* Called after each answered request with its status and duration. */
     void (*on_request)(void *arg, unsigned status, uint64_t duration_us);
     void *on_request_arg;

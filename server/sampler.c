@@ -17,20 +17,34 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* The heap's regions (inherited, or all) as memstats ranges: a malloc'ed
+ * array of *n, or NULL. */
+static ms_range *region_ranges(bool inherited, size_t *n)
+{
+    *n = inherited ? heap_inherited_regions(NULL, 0) : heap_all_regions(NULL, 0);
+    heap_region *r = malloc((*n ? *n : 1) * sizeof *r);
+    ms_range *ranges = malloc((*n ? *n : 1) * sizeof *ranges);
+    if (!r || !ranges) {
+        free(r);
+        free(ranges);
+        *n = 0;
+        return NULL;
+    }
+    *n = inherited ? heap_inherited_regions(r, *n) : heap_all_regions(r, *n);
+    for (size_t i = 0; i < *n; i++)
+        ranges[i] = (ms_range){r[i].start, r[i].end};
+    free(r);
+    return ranges;
+}
+
 /* Pages of the given heap regions (inherited, or all). */
 static void count_regions(bool inherited, ms_pages *out)
 {
-    size_t n = inherited ? heap_inherited_regions(NULL, 0) : heap_all_regions(NULL, 0);
-    heap_region *r = malloc((n ? n : 1) * sizeof *r);
-    ms_range *ranges = malloc((n ? n : 1) * sizeof *ranges);
+    size_t n;
+    ms_range *ranges = region_ranges(inherited, &n);
     *out = (ms_pages){0};
-    if (r && ranges) {
-        n = inherited ? heap_inherited_regions(r, n) : heap_all_regions(r, n);
-        for (size_t i = 0; i < n; i++)
-            ranges[i] = (ms_range){r[i].start, r[i].end};
+    if (ranges)
         ms_pagemap_count(0, ranges, n, out);
-    }
-    free(r);
     free(ranges);
 }
 
@@ -118,20 +132,11 @@ srv_sampler *srv_sampler_start(int interval_ms)
     if (!s)
         return NULL;
     s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
-    size_t n = heap_inherited_regions(NULL, 0);
-    heap_region *r = malloc((n ? n : 1) * sizeof *r);
-    s->ranges = malloc((n ? n : 1) * sizeof *s->ranges);
-    if (!r || !s->ranges) {
-        free(r);
-        free(s->ranges);
+    s->ranges = region_ranges(true, &s->nranges);
+    if (!s->ranges) {
         free(s);
         return NULL;
     }
-    n = heap_inherited_regions(r, n);
-    for (size_t i = 0; i < n; i++)
-        s->ranges[i] = (ms_range){r[i].start, r[i].end};
-    s->nranges = n;
-    free(r);
     atomic_init(&s->full, false);
     pthread_t t;
     pthread_attr_t attr;

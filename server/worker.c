@@ -184,14 +184,9 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
                         (int)getpid(), a->slot, (unsigned long long)hs.inflight);
                 break;
             }
-        }
-        if (draining && hs.inflight == 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long waited = (now.tv_sec - drain_start.tv_sec) * 1000 + (now.tv_nsec - drain_start.tv_nsec) / 1000000;
-            if (hs.fresh == 0)
+            if (hs.inflight == 0 && hs.fresh == 0)
                 break;
-            if (waited >= FRESH_GRACE_MS) { /* last call: what arrives now gets 503 */
+            if (hs.inflight == 0 && waited >= FRESH_GRACE_MS) { /* last call: what arrives now gets 503 */
                 phase = H_REFUSING;
                 MHD_run(d);
                 break;
