@@ -4,9 +4,9 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson double-conversion
+PKGS    := libmicrohttpd jansson fmt
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libdouble-conversion-dev prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build
@@ -29,7 +29,7 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 MAIN_SRC := server/main.c
 LIB_SRC  := $(sort $(wildcard heap/*.c memstats/*.c dag/*.c handlers/*.c) \
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
-# One C++ file: the shim over double-conversion (dag/dtoa.h).
+# One C++ file: the shim over {fmt} for number formatting (dag/dtoa.h).
 LIB_CXX  := dag/dtoa.cc
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o)
 BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)

@@ -1,25 +1,29 @@
-// dtoa.cc: dag_dtoa (dag/dtoa.h) through double-conversion's shortest mode,
-// configured to print as Python's repr does.
+// dtoa.cc: dag_dtoa and dag_itoa (dag/dtoa.h) through {fmt}, whose
+// shortest round-trip formatting of doubles (the Dragonbox algorithm) is
+// Python's repr but for one detail, made good here: integral values in
+// decimal notation get their ".0".
 #include "dag/dtoa.h"
 
-#include <double-conversion/double-to-string.h>
-
-using double_conversion::DoubleToStringConverter;
-using double_conversion::StringBuilder;
-
-static const DoubleToStringConverter python_repr(
-    DoubleToStringConverter::EMIT_POSITIVE_EXPONENT_SIGN | DoubleToStringConverter::EMIT_TRAILING_DECIMAL_POINT |
-        DoubleToStringConverter::EMIT_TRAILING_ZERO_AFTER_POINT,
-    "Infinity", "NaN", 'e',
-    -4, 16, // decimal notation for 1e-4 <= |v| < 1e16, as repr
-    0, 0,
-    2); // exponents of at least two digits: 1e-05
+#include <fmt/compile.h>
+#include <fmt/format.h>
 
 extern "C" int dag_dtoa(double v, char buf[DAG_DTOA_BUF])
 {
-    StringBuilder sb(buf, DAG_DTOA_BUF);
-    python_repr.ToShortest(v, &sb);
-    int n = sb.position();
-    sb.Finalize();
-    return n;
+    char *end = fmt::format_to(buf, FMT_COMPILE("{}"), v);
+    bool plain = true; // digits only, as "100" or "-0": Python writes "100.0"
+    for (const char *p = buf; p < end && plain; p++)
+        plain = (*p >= '0' && *p <= '9') || *p == '-';
+    if (plain) {
+        *end++ = '.';
+        *end++ = '0';
+    }
+    *end = '\0';
+    return (int)(end - buf);
+}
+
+extern "C" int dag_itoa(int64_t v, char buf[DAG_ITOA_BUF])
+{
+    char *end = fmt::format_to(buf, FMT_COMPILE("{}"), v);
+    *end = '\0';
+    return (int)(end - buf);
 }

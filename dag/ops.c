@@ -299,6 +299,7 @@ typedef struct num {
     int64_t is;        /* an int's value */
     double *ftmp;      /* scratch: list or int64 array read as float64 */
     int64_t *itmp;     /* scratch: list of ints read as int64 */
+    double inl[16];    /* a short list's float64 copy: no scratch to allocate */
 } num;
 
 static const char NUMERIC[] = "numeric (a number, an array or a list of numbers)";
@@ -327,34 +328,26 @@ static int num_load(dag_op_ctx *ctx, const char *op, const char *what, heap_obj 
         }
         return DAG_OK;
     case HT_LIST: {
+        /* Read as an interpreter reads the items: holding a reference to
+         * each meanwhile.  That is what copies a shared page in a worker
+         * (one write to the item's header); in immortal mode it writes
+         * nothing.  cowdag reproduces the cost, as its modes remove it. */
         size_t n = heap_list_len(o);
-        double *t = xmalloc(n * sizeof *t);
-        bool ints = true;
-        for (size_t k = 0; k < n; k++) {
-            heap_obj *e = heap_list_get(o, k);
-            /* Read as an interpreter reads an item: holding a reference
-             * meanwhile.  That is what copies a shared page in a worker
-             * (one write to the item's header); in immortal mode it writes
-             * nothing.  cowdag reproduces the cost, as its modes remove it. */
-            heap_incref(e);
-            if (heap_type_of(e) == HT_INT) {
-                t[k] = (double)heap_int_value(e);
-            } else if (heap_type_of(e) == HT_FLOAT) {
-                t[k] = heap_float_value(e);
-                ints = false;
-            } else {
-                heap_decref(e);
+        double *t = n <= sizeof v->inl / sizeof v->inl[0] ? v->inl : xmalloc(n * sizeof *t);
+        bool ints;
+        size_t got = heap_list_read_f64(o, t, &ints);
+        if (got < n) {
+            if (t != v->inl)
                 free(t);
-                return dag_op_fail(ctx, DAG_E_TYPE, "%s: %s: item %zu of the list must be a number, got %s", op,
-                                   what, k, kind_of(e));
-            }
-            heap_decref(e);
+            return dag_op_fail(ctx, DAG_E_TYPE, "%s: %s: item %zu of the list must be a number, got %s", op, what,
+                               got, kind_of(heap_list_get(o, got)));
         }
         v->seq = true;
         v->n = n;
         v->list = o;
         v->all_ints = ints;
-        v->f = v->ftmp = t;
+        v->f = t;
+        v->ftmp = t == v->inl ? NULL : t;
         return DAG_OK;
     }
     default:

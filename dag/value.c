@@ -349,8 +349,8 @@ void dag_write_double(dag_writer *w, double v)
 
 void dag_write_int(dag_writer *w, int64_t v)
 {
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
+    char buf[DAG_ITOA_BUF];
+    int n = dag_itoa(v, buf);
     dag_write(w, buf, (size_t)n);
 }
 

@@ -158,7 +158,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     dag_writer w;
     dag_writer_init_mem(&w);
     dag_writer_reserve(&w, 4096);
-    if (rc == DAG_OK && dag_write_response(&w, d, &res, s->worker, (long)getpid(), &f) == DAG_OK) {
+    if (rc == DAG_OK && dag_write_response(&w, d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &f) == DAG_OK) {
         dag_result_free(&res);
         return respond_json(conn, r, MHD_HTTP_OK, &w);
     }

@@ -25,6 +25,7 @@ typedef struct h_server {
     const srv_config *cfg;
     const srv_world *world;
     int worker;               /* slot number */
+    long pid;                 /* the worker's, for run responses (0: ask getpid) */
     /* The worker's phase: H_SERVING; H_DRAINING once it stops accepting
      * (requests are still served, each response closing its connection);
      * H_REFUSING when it is about to leave (new requests get 503). */

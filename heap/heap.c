@@ -955,6 +955,30 @@ void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item)
     heap_decref(old);
 }
 
+size_t heap_list_read_f64(const heap_obj *l, double *out, bool *all_ints)
+{
+    EXPECT(l, HT_LIST);
+    const h_list *x = (const h_list *)l;
+    bool ints = true;
+    size_t k = 0;
+    for (; k < x->len; k++) {
+        heap_obj *e = x->items[k];
+        heap_incref(e);
+        if (e->type == HT_FLOAT) {
+            out[k] = ((const h_float *)e)->v;
+            ints = false;
+        } else if (e->type == HT_INT) {
+            out[k] = (double)((const h_int *)e)->v;
+        } else {
+            heap_decref(e);
+            break;
+        }
+        heap_decref(e);
+    }
+    *all_ints = ints;
+    return k;
+}
+
 void heap_list_prefetch_items(const heap_obj *l)
 {
     const h_list *x = (const h_list *)l;

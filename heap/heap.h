@@ -174,6 +174,12 @@ void heap_list_append(heap_obj *l, heap_obj *item);   /* borrows item */
 void heap_list_append_new(heap_obj *l, heap_obj *item); /* steals item */
 void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item); /* steals item */
 void heap_list_clear(heap_obj *l);
+/* Reads a list of numbers into out[0 .. len) as float64, as an interpreter
+ * iterating the list would: each item is referenced while it is read (a
+ * write to its header, unless it is immortal).  Returns how many items were
+ * numbers before the first that is not (len when all are); *all_ints says
+ * whether those were all ints. */
+size_t heap_list_read_f64(const heap_obj *l, double *out, bool *all_ints);
 /* Prefetch hints for a pass over many lists: their item arrays, or the
  * headers of their items (after the arrays are in cache). */
 void heap_list_prefetch_items(const heap_obj *l);

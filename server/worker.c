@@ -136,6 +136,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
     h_server hs = {.cfg = a->cfg,
                    .world = a->world,
                    .worker = a->slot,
+                   .pid = (long)getpid(),
                    .phase = &phase,
                    .on_request = publish_request,
                    .on_request_arg = &b,
