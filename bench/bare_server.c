@@ -1,7 +1,8 @@
 /* bare_server: the throughput ceiling for bench/load.sh -- a pre-fork
  * libmicrohttpd server with cowdag's socket design (the master listens,
  * each worker accepts and hands connections to a daemon without a listen
- * socket of its own) that answers every request with a fixed body.
+ * socket of its own) that answers every request with a fixed body (after
+ * reading and dropping its body, if it has one).
  * usage: bare_server PORT WORKERS */
 #include <errno.h>
 #include <microhttpd.h>
@@ -26,7 +27,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         *req = c;
         return MHD_YES;
     }
-    *size = 0;
+    if (*size) { /* a request body: read and dropped; the answer comes after it */
+        *size = 0;
+        return MHD_YES;
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);

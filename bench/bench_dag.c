@@ -3,6 +3,8 @@
  *
  *   marketing  in-process runs of Hamilton's hello world: µs per run
  *   score      customer_score with 32 random ids over 200,000 records
+ *   request    one customer_score request phase by phase (parse, run,
+ *              response), and the cost of a random cache line
  *   chain      the 1000-node chain at 96 MiB per array against a baseline
  *              doing the same reads and writes on two preallocated buffers
  */
@@ -130,6 +132,94 @@ static void bench_score(void)
     heap_destroy();
 }
 
+/* What one customer_score request costs in user space, in-process, phase
+ * by phase: jansson parsing the body wrk sends, the run, the response --
+ * the three things the bare libmicrohttpd server of bench/load.sh does not
+ * do.  Then the cost of one random cache line read in a 256 MiB region with
+ * 64 reads in flight (the best case for memory-bound look-ups): a run reads
+ * about 14 lines per record, 450 for 32 records. */
+static void bench_request(void)
+{
+    heap_init(NULL);
+    gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
+    heap_obj *state = heap_dict_new();
+    heap_dict_set_str_new(state, "customers", srv_state_generate_records(200000, 42));
+    gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
+    gc_settle();
+    dag *d = load("config/dags/customer_score.json");
+    enum { NREQ = 1024, BATCHES = 41, PER_BATCH = 2000 };
+    static char body[NREQ][400];
+    static size_t blen[NREQ];
+    uint64_t x = 11;
+    for (int r = 0; r < NREQ; r++) {
+        int n = snprintf(body[r], sizeof body[r], "{\"inputs\":{\"ids\":[");
+        for (int i = 0; i < 32; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            n += snprintf(body[r] + n, sizeof body[r] - (size_t)n, "%s%d", i ? "," : "", (int)((x >> 33) % 200000));
+        }
+        n += snprintf(body[r] + n, sizeof body[r] - (size_t)n, "]}}");
+        blen[r] = (size_t)n;
+    }
+    dag_run_opts opts = {.state = state};
+    double ph[4][BATCHES];
+    for (int bt = 0; bt < BATCHES; bt++) {
+        uint64_t t[4] = {0};
+        for (int i = 0; i < PER_BATCH; i++) {
+            size_t r = (size_t)(bt * PER_BATCH + i) % NREQ;
+            uint64_t t0 = now_ns();
+            json_error_t jerr;
+            json_t *req = json_loadb(body[r], blen[r], JSON_REJECT_DUPLICATES, &jerr);
+            uint64_t t1 = now_ns();
+            dag_result res;
+            dag_fail f;
+            if (!req || dag_run(d, req, &opts, &res, &f) != DAG_OK) {
+                fprintf(stderr, "request failed\n");
+                exit(1);
+            }
+            json_decref(req);
+            uint64_t t2 = now_ns();
+            dag_writer w;
+            dag_writer_init_mem(&w);
+            dag_writer_reserve(&w, 4096);
+            dag_write_response(&w, d, &res, 0, 1, &f);
+            dag_writer_free(&w);
+            dag_result_free(&res);
+            uint64_t t3 = now_ns();
+            t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t3 - t0;
+        }
+        for (int k = 0; k < 4; k++)
+            ph[k][bt] = (double)t[k] / 1e3 / PER_BATCH;
+    }
+    printf("| parse (jansson, %zu-byte body) | run | response | total |\n|---|---|---|---|\n", blen[0]);
+    printf("| %.2f µs | %.2f µs | %.2f µs | %.2f µs |\n\n", median(ph[0], BATCHES), median(ph[1], BATCHES),
+           median(ph[2], BATCHES), median(ph[3], BATCHES));
+    dag_free(d);
+    heap_destroy();
+
+    /* One random line: 64 independent reads at a time over 256 MiB. */
+    size_t size = (size_t)256 << 20;
+    unsigned char *m = malloc(size);
+    memset(m, 1, size);
+    double per[BATCHES];
+    unsigned sink = 0;
+    for (int bt = 0; bt < BATCHES; bt++) {
+        uint64_t t0 = now_ns();
+        for (int it = 0; it < 2000; it++) {
+            size_t at[64];
+            for (int k = 0; k < 64; k++) {
+                x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+                at[k] = (size_t)(x >> 20) % size;
+            }
+            for (int k = 0; k < 64; k++)
+                sink += m[at[k]];
+        }
+        per[bt] = (double)(now_ns() - t0) / (2000.0 * 64);
+    }
+    printf("A random cache line read from 256 MiB, 64 in flight: %.1f ns (median of %d batches)%s\n", median(per, BATCHES),
+           BATCHES, sink ? "" : " ");
+    free(m);
+}
+
 /* The baseline: fill x, then 999 times y = x * 1.01 and swap -- the same
  * reads and writes as the chain, on two buffers allocated and faulted in
  * beforehand. */
@@ -201,6 +291,11 @@ int main(int argc, char **argv)
             bench_marketing();
         if (!only || strcmp(only, "score") == 0)
             bench_score();
+        printf("\n");
+    }
+    if (!only || strcmp(only, "request") == 0) {
+        printf("## One customer_score request in user space, in-process (median of 41 batches)\n\n");
+        bench_request();
         printf("\n");
     }
     if (!only || strcmp(only, "chain") == 0) {
