@@ -140,6 +140,19 @@ void dag_result_free(dag_result *res);
  * before anything is written, so w can stream to its destination. */
 int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid,
                        dag_fail *fail);
+
+/* The same response written a piece at a time, for a server that sends a
+ * large one while it writes it (memory: one piece, not the whole text).
+ * dag_response_new checks the outputs as dag_write_response does (DAG_ERR
+ * and fail, *res untouched); on DAG_OK it takes *res (zeroing the caller's
+ * copy), and dag_response_free releases it.  dag_response_fill appends at
+ * least `want` bytes to w (fewer at the end, more by at most one piece: a
+ * run of numbers, a string) and returns false once the response is complete.
+ * The DAG must outlive the response. */
+typedef struct dag_response dag_response;
+int dag_response_new(const dag *d, dag_result *res, int worker, long pid, dag_response **out, dag_fail *fail);
+bool dag_response_fill(dag_response *r, dag_writer *w, size_t want);
+void dag_response_free(dag_response *r);
 /* Writes {"error": {"code", "message", "node"?}}. */
 void dag_write_error(dag_writer *w, const dag_fail *fail);
 

@@ -424,7 +424,21 @@ void dag_result_free(dag_result *res)
 /* {  Responses                                                            */
 /* ====================================================================== */
 
-int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+/* A response is its opening, then each output's name and value (through an
+ * emitter), then the stats. */
+struct dag_response {
+    const dag *d;
+    dag_result res;
+    bool owns;      /* res is ours to free */
+    int worker;
+    long pid;
+    size_t next;    /* the output to begin next */
+    bool in_value;  /* an output's value is being written */
+    bool done;
+    dag_emitter em;
+};
+
+static int outputs_check(const dag *d, const dag_result *res, dag_fail *fail)
 {
     char err[160];
     for (size_t k = 0; k < res->noutputs; k++) { /* before a byte is written */
@@ -432,17 +446,46 @@ int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int w
         if (dag_value_check(res->values[k], err, sizeof err) != DAG_OK)
             return failf(fail, "type_error", name, "output '%s' cannot be written as JSON: %s", name, err);
     }
-    dag_write_cstr(w, "{\"dag\":");
-    dag_write_string(w, d->name, strlen(d->name));
-    dag_write_cstr(w, ",\"outputs\":{");
-    for (size_t k = 0; k < res->noutputs; k++) {
-        const char *name = d->nodes[res->outputs[k]].name;
-        if (k)
+    return DAG_OK;
+}
+
+static void response_init(dag_response *r, const dag *d, const dag_result *res, bool owns, int worker, long pid)
+{
+    r->d = d;
+    r->res = *res;
+    r->owns = owns;
+    r->worker = worker;
+    r->pid = pid;
+    r->next = 0;
+    r->in_value = false;
+    r->done = false;
+}
+
+/* Writes the next piece; false once the response is complete. */
+static bool response_step(dag_response *r, dag_writer *w)
+{
+    if (r->done)
+        return false;
+    if (r->in_value) {
+        r->in_value = dag_emitter_step(&r->em, w);
+        return true;
+    }
+    const dag_result *res = &r->res;
+    if (r->next == 0) {
+        dag_write_cstr(w, "{\"dag\":");
+        dag_write_string(w, r->d->name, strlen(r->d->name));
+        dag_write_cstr(w, ",\"outputs\":{");
+    }
+    if (r->next < res->noutputs) {
+        const char *name = r->d->nodes[res->outputs[r->next]].name;
+        if (r->next)
             dag_write(w, ",", 1);
         dag_write_string(w, name, strlen(name));
         dag_write(w, ":", 1);
-        if (dag_emit_value(w, res->values[k], err, sizeof err) != DAG_OK) /* checked above */
-            heap_panic("output '%s' failed to write after passing its check: %s", name, err);
+        dag_emitter_init(&r->em, res->values[r->next]);
+        r->next++;
+        r->in_value = dag_emitter_step(&r->em, w);
+        return true;
     }
     dag_write_cstr(w, "},\"stats\":{\"nodes_executed\":");
     dag_write_int(w, (int64_t)res->nodes_executed);
@@ -451,11 +494,57 @@ int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int w
     dag_write_cstr(w, ",\"peak_bytes\":");
     dag_write_int(w, (int64_t)res->peak_bytes);
     dag_write_cstr(w, ",\"worker\":");
-    dag_write_int(w, worker);
+    dag_write_int(w, r->worker);
     dag_write_cstr(w, ",\"pid\":");
-    dag_write_int(w, pid);
+    dag_write_int(w, r->pid);
     dag_write_cstr(w, "}}");
+    r->done = true;
+    return false;
+}
+
+int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+{
+    if (outputs_check(d, res, fail) != DAG_OK)
+        return DAG_ERR;
+    dag_response *r = malloc(sizeof *r);
+    if (!r)
+        heap_panic("out of memory (a response)");
+    response_init(r, d, res, false, worker, pid);
+    while (response_step(r, w))
+        ;
+    free(r);
     return DAG_OK;
+}
+
+int dag_response_new(const dag *d, dag_result *res, int worker, long pid, dag_response **out, dag_fail *fail)
+{
+    if (outputs_check(d, res, fail) != DAG_OK)
+        return DAG_ERR;
+    dag_response *r = malloc(sizeof *r);
+    if (!r)
+        heap_panic("out of memory (a response)");
+    response_init(r, d, res, true, worker, pid);
+    *res = (dag_result){0};
+    *out = r;
+    return DAG_OK;
+}
+
+bool dag_response_fill(dag_response *r, dag_writer *w, size_t want)
+{
+    size_t goal = w->len + want;
+    bool more = true;
+    while (more && w->len < goal)
+        more = response_step(r, w);
+    return more;
+}
+
+void dag_response_free(dag_response *r)
+{
+    if (!r)
+        return;
+    if (r->owns)
+        dag_result_free(&r->res);
+    free(r);
 }
 
 void dag_write_error(dag_writer *w, const dag_fail *f)

@@ -384,103 +384,148 @@ void dag_writer_free(dag_writer *w)
 /* {  Values out                                                           */
 /* ====================================================================== */
 
-static int emit(dag_writer *w, heap_obj *o, int depth, char *err, size_t errlen)
+/* The emitter is an explicit stack of the containers being written, so
+ * that a 96 MiB array or a deep document can be written a piece at a time
+ * (dag/value.h).  Scalars are written where they stand; a container writes
+ * its opening bracket and pushes a frame, and each later step writes its
+ * next element (or closes it). */
+
+static void write_scalar(dag_writer *w, heap_obj *o)
 {
-    if (depth > DAG_EMIT_MAX_DEPTH)
-        return fail(err, errlen, "value nests deeper than %d levels (is it cyclic?)", DAG_EMIT_MAX_DEPTH);
     switch (heap_type_of(o)) {
     case HT_NONE:
         dag_write(w, "null", 4);
-        return DAG_OK;
+        return;
     case HT_BOOL:
         dag_write_cstr(w, heap_bool_value(o) ? "true" : "false");
-        return DAG_OK;
+        return;
     case HT_INT:
         dag_write_int(w, heap_int_value(o));
-        return DAG_OK;
+        return;
     case HT_FLOAT:
         dag_write_double(w, heap_float_value(o));
-        return DAG_OK;
+        return;
     case HT_STR:
         dag_write_string(w, heap_str_data(o), heap_str_len(o));
-        return DAG_OK;
-    case HT_ARRAY: {
-        size_t n = heap_array_len(o);
-        dag_write(w, "[", 1);
+        return;
+    default:
+        heap_panic("emit: object of unknown type %d", (int)heap_type_of(o));
+    }
+}
+
+static bool is_container(const heap_obj *o)
+{
+    heap_type t = heap_type_of(o);
+    return t == HT_ARRAY || t == HT_LIST || t == HT_DICT || t == HT_TABLE;
+}
+
+/* Writes o: a scalar whole, a container's opening bracket and a frame. */
+static void begin_value(dag_emitter *e, dag_writer *w, heap_obj *o)
+{
+    if (!is_container(o)) {
+        write_scalar(w, o);
+        return;
+    }
+    if (e->depth > DAG_EMIT_MAX_DEPTH) /* dag_value_check said it would not */
+        heap_panic("emit: a value deeper than %d levels passed its check", DAG_EMIT_MAX_DEPTH);
+    heap_type t = heap_type_of(o);
+    size_t n = t == HT_ARRAY  ? heap_array_len(o)
+               : t == HT_LIST ? heap_list_len(o)
+               : t == HT_DICT ? heap_dict_len(o)
+                              : heap_table_ncols(o);
+    e->stack[e->depth++] = (dag_emit_frame){.o = o, .n = n};
+    dag_write(w, t == HT_ARRAY || t == HT_LIST ? "[" : "{", 1);
+}
+
+static void write_key(dag_writer *w, heap_obj *k)
+{
+    if (heap_type_of(k) == HT_STR) {
+        dag_write_string(w, heap_str_data(k), heap_str_len(k));
+    } else {
+        char buf[DAG_ITOA_BUF];
+        int n = dag_itoa(heap_int_value(k), buf);
+        dag_write_string(w, buf, (size_t)n);
+    }
+    dag_write(w, ":", 1);
+}
+
+void dag_emitter_init(dag_emitter *e, heap_obj *o)
+{
+    e->root = o;
+    e->depth = 0;
+}
+
+bool dag_emitter_step(dag_emitter *e, dag_writer *w)
+{
+    if (e->root) {
+        heap_obj *o = e->root;
+        e->root = NULL;
+        begin_value(e, w, o);
+        return e->depth > 0;
+    }
+    if (e->depth == 0)
+        return false;
+    dag_emit_frame *f = &e->stack[e->depth - 1];
+    heap_obj *o = f->o;
+    heap_type t = heap_type_of(o);
+    if (f->i == f->n) {
+        dag_write(w, t == HT_ARRAY || t == HT_LIST ? "]" : "}", 1);
+        e->depth--;
+        return e->depth > 0;
+    }
+    if (t == HT_ARRAY) { /* a run of numbers at a time */
+        size_t end = f->n - f->i < DAG_EMIT_ARRAY_RUN ? f->n : f->i + DAG_EMIT_ARRAY_RUN;
         if (heap_array_dtype(o) == HD_F64) {
             const double *v = heap_array_f64(o);
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = f->i; i < end; i++) {
                 if (i)
                     dag_write(w, ",", 1);
                 dag_write_double(w, v[i]);
             }
         } else {
             const int64_t *v = heap_array_i64(o);
-            for (size_t i = 0; i < n; i++) {
+            for (size_t i = f->i; i < end; i++) {
                 if (i)
                     dag_write(w, ",", 1);
                 dag_write_int(w, v[i]);
             }
         }
-        dag_write(w, "]", 1);
-        return DAG_OK;
+        f->i = end;
+        return true;
     }
-    case HT_LIST: {
-        dag_write(w, "[", 1);
-        for (size_t i = 0, n = heap_list_len(o); i < n; i++) {
-            if (i)
-                dag_write(w, ",", 1);
-            if (emit(w, heap_list_get(o, i), depth + 1, err, errlen))
-                return DAG_ERR;
-        }
-        dag_write(w, "]", 1);
-        return DAG_OK;
+    if (f->i)
+        dag_write(w, ",", 1);
+    f->i++;
+    heap_obj *item;
+    if (t == HT_LIST) {
+        item = heap_list_get(o, f->i - 1);
+    } else if (t == HT_DICT) {
+        heap_obj *k;
+        if (!heap_dict_next(o, &f->pos, &k, &item))
+            heap_panic("emit: a dict changed while it was written");
+        write_key(w, k);
+    } else {
+        heap_obj *name = heap_table_name_at(o, f->i - 1);
+        dag_write_string(w, heap_str_data(name), heap_str_len(name));
+        dag_write(w, ":", 1);
+        item = heap_table_column_at(o, f->i - 1);
     }
-    case HT_DICT: {
-        dag_write(w, "{", 1);
-        size_t pos = 0;
-        heap_obj *k, *v;
-        bool first = true;
-        while (heap_dict_next(o, &pos, &k, &v)) {
-            if (!first)
-                dag_write(w, ",", 1);
-            first = false;
-            if (heap_type_of(k) == HT_STR) {
-                dag_write_string(w, heap_str_data(k), heap_str_len(k));
-            } else {
-                char buf[24];
-                int n = snprintf(buf, sizeof buf, "%" PRId64, heap_int_value(k));
-                dag_write_string(w, buf, (size_t)n);
-            }
-            dag_write(w, ":", 1);
-            if (emit(w, v, depth + 1, err, errlen))
-                return DAG_ERR;
-        }
-        dag_write(w, "}", 1);
-        return DAG_OK;
-    }
-    case HT_TABLE: {
-        dag_write(w, "{", 1);
-        for (size_t i = 0, n = heap_table_ncols(o); i < n; i++) {
-            if (i)
-                dag_write(w, ",", 1);
-            heap_obj *name = heap_table_name_at(o, i);
-            dag_write_string(w, heap_str_data(name), heap_str_len(name));
-            dag_write(w, ":", 1);
-            if (emit(w, heap_table_column_at(o, i), depth + 1, err, errlen))
-                return DAG_ERR;
-        }
-        dag_write(w, "}", 1);
-        return DAG_OK;
-    }
-    default:
-        heap_panic("emit: object of unknown type %d", (int)heap_type_of(o));
-    }
+    begin_value(e, w, item); /* may push: f is not used after this */
+    return true;
 }
 
 int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen)
 {
-    return emit(w, o, 0, err, errlen);
+    if (dag_value_check(o, err, errlen) != DAG_OK)
+        return DAG_ERR;
+    dag_emitter *e = malloc(sizeof *e);
+    if (!e)
+        heap_panic("out of memory (an emitter)");
+    dag_emitter_init(e, o);
+    while (dag_emitter_step(e, w))
+        ;
+    free(e);
+    return DAG_OK;
 }
 
 static int check(heap_obj *o, int depth, char *err, size_t errlen)

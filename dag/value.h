@@ -77,6 +77,28 @@ void dag_writer_free(dag_writer *w);
  * is what a cyclic value (a graph's nodes) does. */
 #define DAG_EMIT_MAX_DEPTH 200
 int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen);
+
+/* The same output, a piece at a time, for a response that is sent while it
+ * is written: each dag_emitter_step writes a bounded piece (a bracket, a
+ * scalar, a key, or up to DAG_EMIT_ARRAY_RUN numbers of an array; a string
+ * whole) and returns false once the value is complete.  The value must have
+ * passed dag_value_check and must not change until the emitter is done; the
+ * emitter holds no reference to it. */
+#define DAG_EMIT_ARRAY_RUN 256
+typedef struct dag_emit_frame {
+    heap_obj *o;   /* a container being written */
+    size_t i, n;   /* next element, element count */
+    size_t pos;    /* a dict's iteration position */
+} dag_emit_frame;
+
+typedef struct dag_emitter {
+    heap_obj *root; /* not yet begun; NULL once begun */
+    int depth;      /* frames in use */
+    dag_emit_frame stack[DAG_EMIT_MAX_DEPTH + 1];
+} dag_emitter;
+
+void dag_emitter_init(dag_emitter *e, heap_obj *o);
+bool dag_emitter_step(dag_emitter *e, dag_writer *w);
 /* The same verdict without writing: walks containers only (arrays and
  * scalars are leaves), so a writer can be sure before it streams. */
 int dag_value_check(heap_obj *o, char *err, size_t errlen);

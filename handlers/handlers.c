@@ -28,8 +28,11 @@
 #include "dag/dag.h"
 #include "heap/gc.h"
 
+typedef struct h_stream h_stream;
+
 typedef struct h_req {
     h_server *server;
+    h_stream *stream; /* a streamed response still being sent */
     uint64_t t0_ns;
     char *body;
     size_t len, cap;
@@ -120,6 +123,80 @@ static enum MHD_Result respond_jansson(struct MHD_Connection *conn, h_req *r, js
     return respond(conn, r, MHD_HTTP_OK, "application/json", body, strlen(body), false);
 }
 
+/* --- streamed responses ----------------------------------------------------
+ * A run response larger than H_STREAM_ABOVE is sent while it is written:
+ * libmicrohttpd asks for H_STREAM_PIECE bytes whenever the socket takes
+ * more (chunked transfer encoding), so the worker holds one piece of the
+ * text, not all of it, and serves other connections in between.  The
+ * stream and its request each clear the other's pointer when they go, in
+ * whichever order libmicrohttpd ends them. */
+enum { H_STREAM_ABOVE = 256 << 10, H_STREAM_PIECE = 64 << 10 };
+
+typedef struct h_stream {
+    dag_response *resp;
+    dag_writer w;   /* written, not yet handed over: from `off` */
+    size_t off;
+    bool more;      /* the response has more to write */
+    uint64_t sent;
+    h_req *req;     /* NULL once the request has completed */
+} h_stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    h_stream *st = cls;
+    if (st->off == st->w.len) {
+        st->w.len = st->off = 0;
+        if (!st->more)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        st->more = dag_response_fill(st->resp, &st->w, max);
+    }
+    size_t n = st->w.len - st->off < max ? st->w.len - st->off : max;
+    memcpy(buf, st->w.buf + st->off, n);
+    st->off += n;
+    st->sent += n;
+    if (st->req)
+        st->req->bytes_out = st->sent;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    h_stream *st = cls;
+    if (st->req)
+        st->req->stream = NULL;
+    dag_response_free(st->resp);
+    dag_writer_free(&st->w);
+    free(st);
+}
+
+/* Queues the response whose first part is in w (taken); the rest of it
+ * comes from resp (taken) as the client reads. */
+static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag_response *resp, dag_writer *w)
+{
+    h_stream *st = malloc(sizeof *st);
+    if (!st) {
+        dag_response_free(resp);
+        dag_writer_free(w);
+        return MHD_NO;
+    }
+    *st = (h_stream){.resp = resp, .w = *w, .more = true, .req = r};
+    struct MHD_Response *resp_h =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, H_STREAM_PIECE, stream_read, st, stream_free);
+    if (!resp_h) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    r->stream = st;
+    MHD_add_response_header(resp_h, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (*r->server->phase != H_SERVING)
+        MHD_add_response_header(resp_h, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp_h);
+    MHD_destroy_response(resp_h);
+    r->status = MHD_HTTP_OK;
+    return rc;
+}
+
 /* The spec's status for each run error code. */
 static unsigned status_of(const char *code)
 {
@@ -155,19 +232,23 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     dag_fail f = {0};
     int rc = dag_run(d, req, &opts, &res, &f);
     json_decref(req);
+    dag_response *out = NULL;
+    if (rc == DAG_OK && dag_response_new(d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &out, &f) != DAG_OK) {
+        dag_result_free(&res);
+        rc = DAG_ERR;
+    }
     dag_writer w;
     dag_writer_init_mem(&w);
+    if (rc != DAG_OK) {
+        dag_write_error(&w, &f);
+        return respond_json(conn, r, status_of(f.code), &w);
+    }
     dag_writer_reserve(&w, 4096);
-    if (rc == DAG_OK && dag_write_response(&w, d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &f) == DAG_OK) {
-        dag_result_free(&res);
+    if (!dag_response_fill(out, &w, H_STREAM_ABOVE)) { /* all of it: one buffer */
+        dag_response_free(out);
         return respond_json(conn, r, MHD_HTTP_OK, &w);
     }
-    if (rc == DAG_OK)
-        dag_result_free(&res);
-    dag_writer_free(&w);
-    dag_writer_init_mem(&w);
-    dag_write_error(&w, &f);
-    return respond_json(conn, r, status_of(f.code), &w);
+    return respond_stream(conn, r, out, &w);
 }
 
 static enum MHD_Result route_dags(h_server *s, struct MHD_Connection *conn, h_req *r)
@@ -422,6 +503,8 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
         return;
     *req_cls = NULL;
     s->inflight--;
+    if (r->stream)
+        r->stream->req = NULL;
     if (r->status) {
         uint64_t us = (now_ns() - r->t0_ns) / 1000;
         s->requests++;

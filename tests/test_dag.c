@@ -509,6 +509,63 @@ static void a_cyclic_output_is_a_type_error(void **state)
     assert_int_equal(s.objects, 0);
 }
 
+static void a_response_in_pieces_is_the_whole_response(void **state)
+{
+    (void)state;
+    dag *d = load_ok(with_inputs);
+    json_t *r = req("{\"inputs\": {\"x\": [1, 0, 2.5, 3, 4, 5, 6, 7, 8, 9], \"k\": 1}, \"outputs\": [\"q\", \"z\"]}");
+    dag_result res;
+    dag_fail f;
+    assert_int_equal(dag_run(d, r, NULL, &res, &f), DAG_OK);
+    dag_writer whole;
+    dag_writer_init_mem(&whole);
+    assert_int_equal(dag_write_response(&whole, d, &res, 2, 99, &f), DAG_OK);
+
+    dag_response *out;
+    assert_int_equal(dag_response_new(d, &res, 2, 99, &out, &f), DAG_OK);
+    assert_int_equal(res.noutputs, 0); /* taken */
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    size_t fills = 0;
+    bool more;
+    do { /* 5 bytes wanted each time: at least that, unless it is the end */
+        size_t before = w.len;
+        more = dag_response_fill(out, &w, 5);
+        fills++;
+        assert_true(w.len - before >= 5 || !more);
+    } while (more);
+    assert_string_equal(w.buf, whole.buf);
+    assert_true(fills > 3); /* the opening, each array, the stats */
+    assert_false(dag_response_fill(out, &w, 5)); /* done stays done */
+    dag_response_free(out);                     /* releases the result */
+    dag_writer_free(&w);
+    dag_writer_free(&whole);
+    json_decref(r);
+    dag_free(d);
+    heap_stats s;
+    heap_get_stats(&s);
+    assert_int_equal(s.objects, 0);
+}
+
+static void a_cyclic_output_is_refused_before_a_response_starts(void **state)
+{
+    (void)state;
+    dag *d = load_ok("{\"name\": \"g\", \"nodes\": {\"g\": {\"op\": \"graph\", \"args\": [[[0, 1], [1, 0]]]}}}");
+    dag_result res;
+    dag_fail f;
+    json_t *r = req("{}");
+    assert_int_equal(dag_run(d, r, NULL, &res, &f), DAG_OK);
+    dag_response *out = NULL;
+    assert_int_equal(dag_response_new(d, &res, 0, 1, &out, &f), DAG_ERR);
+    assert_null(out);
+    assert_string_equal(f.code, "type_error");
+    assert_int_equal(res.noutputs, 1); /* still the caller's */
+    dag_result_free(&res);
+    json_decref(r);
+    gc_collect(2);
+    dag_free(d);
+}
+
 static void description_lists_inputs_outputs_and_nodes(void **state)
 {
     (void)state;
@@ -552,6 +609,8 @@ int main(void)
         T(a_passed_deadline_stops_the_run),
         T(response_has_outputs_and_stats_with_nan_as_null),
         T(a_cyclic_output_is_a_type_error),
+        T(a_response_in_pieces_is_the_whole_response),
+        T(a_cyclic_output_is_refused_before_a_response_starts),
         T(description_lists_inputs_outputs_and_nodes),
 #undef T
     };

@@ -969,9 +969,9 @@ static void dags_lists_every_dag(void **state)
     assert_int_equal(http(group_srv.port, "GET", "/dags", NULL, &r), 0);
     expect_status(&r, 200);
     assert_true(json_is_array(r.json));
-    const char *want[] = {"customer_score", "marketing", "slow", "version"};
-    assert_int_equal(json_array_size(r.json), 4);
-    for (size_t k = 0; k < 4; k++) {
+    const char *want[] = {"big", "customer_score", "marketing", "slow", "version"};
+    assert_int_equal(json_array_size(r.json), 5);
+    for (size_t k = 0; k < 5; k++) {
         bool found = false;
         size_t i;
         json_t *d;
@@ -1555,6 +1555,84 @@ static void other_methods_are_405_with_the_routes_allow(void **state)
 }
 
 /* Last of the group: none of the bad requests above took a worker down. */
+/* Peak resident memory of a process (VmHWM), in KiB; -1 if unreadable. */
+static long vm_hwm_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static const char big_request[] = "{\"inputs\": {\"n\": 2000000}, \"outputs\": [\"thirds\"]}";
+
+static void a_large_response_is_streamed_in_bounded_memory(void **state)
+{
+    (void)state;
+    pid_t kids[MAX_PIDS];
+    long before[MAX_PIDS];
+    int n = workers_of(&group_srv, kids);
+    for (int i = 0; i < n; i++)
+        before[i] = vm_hwm_kb(kids[i]);
+    reply r;
+    assert_int_equal(run_dag(group_srv.port, "big", big_request, &r), 0);
+    expect_status(&r, 200);
+    char value[32];
+    assert_false(reply_header(&r, "Content-Length", value, sizeof value)); /* sent as it was written */
+    json_t *thirds = json_object_get(json_object_get(r.json, "outputs"), "thirds");
+    assert_int_equal(json_array_size(thirds), 2000000);
+    assert_true(json_real_value(json_array_get(thirds, 0)) == 1.0 / 3.0);
+    assert_true(json_real_value(json_array_get(thirds, 1999999)) == 1.0 / 3.0);
+    assert_true(r.len > 2000000 * 19 - 1 && r.len < 2000000 * 19 + 256); /* 18 digits and a comma each */
+    /* The worker's peak grew by the run's 16 MB array and one piece of
+     * text -- not by the 38 MB of text, which was never whole. */
+    pid_t pid = (pid_t)run_stat(&r, "pid");
+    int i = 0;
+    while (i < n && kids[i] != pid)
+        i++;
+    assert_true(i < n);
+    long grew = vm_hwm_kb(pid) - before[i];
+    print_message("worker %d: peak grew by %ld KiB for a %zu-byte response\n", (int)pid, grew, r.len);
+    assert_true(grew > 15 * 1024 && grew < 32 * 1024);
+    reply_free(&r);
+    group_test_ok = true;
+}
+
+static void an_abandoned_stream_leaves_the_worker_serving(void **state)
+{
+    (void)state;
+    size_t len;
+    char *req = request_text(group_srv.port, "POST", "/dags/big/run", big_request, &len);
+    for (int k = 0; k < 4; k++) { /* enough to reach both workers */
+        int fd = conn_open(group_srv.port);
+        assert_true(fd >= 0);
+        assert_int_equal(send_all(fd, req, len), 0);
+        char buf[16384];
+        size_t got = 0;
+        while (got < 100000) { /* a little of the text, then gone */
+            ssize_t m = recv(fd, buf, sizeof buf, 0);
+            assert_true(m > 0);
+            got += (size_t)m;
+        }
+        close(fd);
+    }
+    free(req);
+    reply r;
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(http(group_srv.port, "GET", "/healthz", NULL, &r), 0);
+        expect_status(&r, 200);
+        reply_free(&r);
+    }
+    assert_true(log_has(&group_srv, "(aborted)"));
+    group_test_ok = true; /* the worker pids are checked by the test that follows */
+}
+
 static void bad_requests_leave_every_worker_alive(void **state)
 {
     (void)state;
@@ -1979,6 +2057,8 @@ int main(void)
         IN_GROUP(chunked_body_too_large_is_413),
         IN_GROUP(wrong_method_is_405_with_allow),
         IN_GROUP(other_methods_are_405_with_the_routes_allow),
+        IN_GROUP(a_large_response_is_streamed_in_bounded_memory),
+        IN_GROUP(an_abandoned_stream_leaves_the_worker_serving),
         IN_GROUP(bad_requests_leave_every_worker_alive),
     };
     const struct CMUnitTest master[] = {

@@ -232,6 +232,87 @@ static void sink_writer_streams_in_bounded_chunks(void **state)
     heap_decref(a);
 }
 
+/* --- the piecewise emitter ----------------------------------------------- */
+
+/* A document with every container kind, nested, strings to escape and an
+ * array longer than one run of numbers. */
+static heap_obj *mixed_document(void)
+{
+    heap_obj *doc = heap_dict_new();
+    heap_obj *a = heap_array_new(HD_F64, 3 * DAG_EMIT_ARRAY_RUN + 5);
+    double *v = heap_array_f64(a);
+    for (size_t i = 0; i < 3 * DAG_EMIT_ARRAY_RUN + 5; i++)
+        v[i] = (double)i / 3.0;
+    heap_dict_set_str_new(doc, "floats", a);
+    heap_obj *ints = heap_array_new(HD_I64, 2);
+    heap_array_i64(ints)[0] = -7;
+    heap_array_i64(ints)[1] = 1LL << 40;
+    heap_obj *inner = heap_list_new(0);
+    heap_list_append_new(inner, ints);
+    heap_list_append_new(inner, heap_str_from("quote \" and \\ and \n"));
+    heap_list_append_new(inner, heap_list_new(0)); /* empty */
+    heap_list_append_new(inner, heap_dict_new());  /* empty */
+    heap_list_append_new(inner, heap_none());
+    heap_list_append_new(inner, heap_bool(true));
+    heap_obj *byint = heap_dict_new();
+    heap_obj *k = heap_int_new(42);
+    heap_dict_set_new(byint, k, inner);
+    heap_decref(k);
+    heap_dict_set_str_new(doc, "by_int", byint);
+    heap_obj *t = heap_table_new(2);
+    heap_obj *col = heap_array_new(HD_I64, 2), *name = heap_str_from("c");
+    heap_table_add_column(t, name, col);
+    heap_decref(col);
+    heap_decref(name);
+    heap_dict_set_str_new(doc, "table", t);
+    return doc;
+}
+
+static void the_emitter_in_pieces_writes_what_the_whole_does(void **state)
+{
+    (void)state;
+    heap_obj *doc = mixed_document();
+    dag_writer whole;
+    dag_writer_init_mem(&whole);
+    char err[128];
+    assert_int_equal(dag_emit_value(&whole, doc, err, sizeof err), DAG_OK);
+    json_error_t jerr;
+    json_t *parsed = json_loads(whole.buf, 0, &jerr);
+    assert_non_null(parsed); /* valid JSON */
+    json_decref(parsed);
+
+    dag_emitter *e = malloc(sizeof *e);
+    dag_emitter_init(e, doc);
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    size_t steps = 0, largest = 0;
+    bool more;
+    do {
+        size_t before = w.len;
+        more = dag_emitter_step(e, &w);
+        steps++;
+        if (w.len - before > largest)
+            largest = w.len - before;
+    } while (more);
+    assert_string_equal(w.buf, whole.buf);
+    assert_false(dag_emitter_step(e, &w)); /* done stays done */
+    assert_true(steps > 10);
+    /* a piece is at most a run of numbers: 256 of "N/3" at most 20 bytes */
+    assert_true(largest <= DAG_EMIT_ARRAY_RUN * 20);
+    /* a scalar is one piece */
+    heap_obj *f = heap_float_new(0.5);
+    dag_emitter_init(e, f);
+    dag_writer_free(&w);
+    dag_writer_init_mem(&w);
+    assert_false(dag_emitter_step(e, &w));
+    assert_string_equal(w.buf, "0.5");
+    heap_decref(f);
+    free(e);
+    dag_writer_free(&w);
+    dag_writer_free(&whole);
+    heap_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +325,7 @@ int main(void)
         T(json_round_trips_through_the_heap),
         T(cyclic_values_fail_cleanly),
         T(sink_writer_streams_in_bounded_chunks),
+        T(the_emitter_in_pieces_writes_what_the_whole_does),
 #undef T
     };
     return cmocka_run_group_tests_name("value", tests, NULL, NULL);
