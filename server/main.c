@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <unistd.h>
@@ -332,7 +333,14 @@ static int cmd_run(int argc, char **argv)
     }
     gc_settle(); /* as a master does before serving */
     const dag *d = srv_world_dag(&w, dag_name);
+    /* The route's limits: the run budget, and timeout_ms from the start of
+     * the run (loading the state is not part of it). */
     dag_run_opts ro = {.state = w.state, .max_bytes = cfg.max_run_bytes};
+    if (cfg.timeout_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ro.deadline_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)cfg.timeout_ms * 1000000u;
+    }
     dag_result res;
     int rc = 0;
     if (dag_run(d, req, &ro, &res, &f) != DAG_OK) {
