@@ -291,8 +291,11 @@ static int cmd_run(int argc, char **argv)
         json_t *v = json_arg(text[i], &jerr);
         if (!v) {
             f.code = "bad_json";
-            snprintf(f.message, sizeof f.message, "--%s: %s (line %d, column %d)", what[i], jerr.text, jerr.line,
-                     jerr.column);
+            if (jerr.line > 0)
+                snprintf(f.message, sizeof f.message, "--%s: %s (line %d, column %d)", what[i], jerr.text,
+                         jerr.line, jerr.column);
+            else /* not a parse error: the file could not be read */
+                snprintf(f.message, sizeof f.message, "--%s: %s", what[i], jerr.text);
             json_decref(req);
             return print_error_json(&f);
         }
@@ -327,10 +330,15 @@ static int cmd_run(int argc, char **argv)
     heap_init(NULL);
     gc_configure(&cfg.gc);
     srv_world w;
-    if (srv_world_load(&cfg, dag_name, SRV_STATE_NEEDED, &w, stderr) != SRV_OK) {
+    int loaded = srv_world_load(&cfg, dag_name, SRV_STATE_NEEDED, &w, stderr);
+    if (loaded != SRV_OK) {
         json_decref(req);
         srv_config_free(&cfg);
-        return 1;
+        if (loaded != SRV_NO_DAG)
+            return 1;
+        f.code = "unknown_dag"; /* as the route answers */
+        snprintf(f.message, sizeof f.message, "no DAG named '%.200s'", dag_name);
+        return print_error_json(&f);
     }
     gc_settle(); /* as a master does before serving */
     const dag *d = srv_world_dag(&w, dag_name);

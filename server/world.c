@@ -61,8 +61,10 @@ int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy
             dag_errors_add(&errs, w->dags[i]->file, NULL, "DAG name '%s' is also used by %s", w->dags[i]->name,
                            w->dags[i - 1]->file);
     const dag *only = only_dag ? srv_world_dag(w, only_dag) : NULL;
-    if (only_dag && !only && errs.n == 0)
-        dag_errors_add(&errs, cfg->path ? cfg->path : "config", NULL, "no DAG named '%s'", only_dag);
+    if (only_dag && !only && errs.n == 0) {
+        srv_world_free(w);
+        return SRV_NO_DAG;
+    }
 
     /* Loading makes no garbage worth collecting: automatic collection is
      * off meanwhile (a full pass every few thousand objects would dominate

@@ -25,7 +25,10 @@ typedef enum srv_state_policy {
  * with only_dag, that one must exist), then loads state by policy, with
  * automatic collection paused meanwhile (settle afterwards).  Every
  * problem is printed to errout, one line each naming file and node or key;
- * returns SRV_ERR if there was any, with *w left empty. */
+ * returns SRV_ERR if there was any, with *w left empty.  A sound config
+ * with no DAG called only_dag returns SRV_NO_DAG, printing nothing: for the
+ * caller, that is the request's error (unknown_dag), not the config's. */
+#define SRV_NO_DAG (-2)
 int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy policy, srv_world *w,
                    FILE *errout);
 
