@@ -141,8 +141,9 @@ void dag_result_free(dag_result *res);
 int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid,
                        dag_fail *fail);
 
-/* The same response written a piece at a time, for a server that sends a
- * large one while it writes it (memory: one piece, not the whole text).
+/* The same response written a piece at a time into a memory writer, for a
+ * server that sends a large one while it writes it (memory: one piece, not
+ * the whole text).
  * dag_response_new checks the outputs as dag_write_response does (DAG_ERR
  * and fail, *res untouched); on DAG_OK it takes *res (zeroing the caller's
  * copy), and dag_response_free releases it.  dag_response_fill appends at

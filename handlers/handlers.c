@@ -125,12 +125,14 @@ static enum MHD_Result respond_jansson(struct MHD_Connection *conn, h_req *r, js
 
 /* --- streamed responses ----------------------------------------------------
  * A run response larger than H_STREAM_ABOVE is sent while it is written:
- * libmicrohttpd asks for H_STREAM_PIECE bytes whenever the socket takes
- * more (chunked transfer encoding), so the worker holds one piece of the
- * text, not all of it, and serves other connections in between.  The
- * stream and its request each clear the other's pointer when they go, in
- * whichever order libmicrohttpd ends them. */
-enum { H_STREAM_ABOVE = 256 << 10, H_STREAM_PIECE = 64 << 10 };
+ * libmicrohttpd asks for the next piece whenever the socket takes more
+ * (with chunked transfer encoding, as much as its connection buffer holds,
+ * about 32 KiB; H_STREAM_BLOCK is the piece for HTTP/1.0 clients), so the
+ * worker holds one piece of the text, not all of it, and serves other
+ * connections in between.  The stream and its request each clear the
+ * other's pointer when they go, in whichever order libmicrohttpd ends them
+ * (it runs the completion callback first, then frees the response). */
+enum { H_STREAM_ABOVE = 256 << 10, H_STREAM_BLOCK = 16 << 10 };
 
 typedef struct h_stream {
     dag_response *resp;
@@ -182,7 +184,7 @@ static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag
     }
     *st = (h_stream){.resp = resp, .w = *w, .more = true, .req = r};
     struct MHD_Response *resp_h =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, H_STREAM_PIECE, stream_read, st, stream_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, H_STREAM_BLOCK, stream_read, st, stream_free);
     if (!resp_h) {
         stream_free(st);
         return MHD_NO;

@@ -8,7 +8,8 @@
  *                    normal exit (max_requests), with back-off after quick
  *                    deaths, never after a start-up failure (SRV_EXIT_FATAL)
  *   SIGTERM, SIGINT  graceful stop: close the socket, SIGTERM the workers,
- *                    SIGKILL what is left after graceful_timeout_ms, exit 0
+ *                    workers leave by themselves at graceful_timeout_ms;
+ *                    SIGKILL what is left a second later, exit 0
  *   SIGQUIT          immediate stop: SIGQUIT the workers, exit
  *   SIGHUP           reload: config, state and DAGs into a new generation,
  *                    which starts (and says it is ready) before the old one
@@ -338,6 +339,11 @@ static void spawn(master *m, int i)
     *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = now_ms()};
 }
 
+/* A worker gives up on its own after graceful_timeout_ms (closing what is
+ * left, logging it, exiting 0); the master's SIGKILL is the backstop for
+ * one that cannot, this much later, so it does not cut that exit short. */
+enum { KILL_MARGIN_MS = 1000 };
+
 static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
 {
     if (m->nretiring == MAX_RETIRING) { /* nothing could track it: no grace */
@@ -345,7 +351,7 @@ static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
         sig = SIGKILL;
     } else {
         m->retiring[m->nretiring++] =
-            (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms};
+            (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
     }
     kill(pid, sig);
 }
@@ -651,7 +657,7 @@ static void begin_stop(master *m)
     if (m->stopping)
         return;
     m->stopping = true;
-    m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms;
+    m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
     close(m->listen_fd);
     m->listen_fd = -1;
     for (int i = 0; i < MAX_WORKERS; i++)
