@@ -9,9 +9,10 @@
 
 extern "C" int dag_dtoa(double v, char buf[DAG_DTOA_BUF])
 {
-    // At most 24 characters (a sign, 17 digits, a point, an exponent): the
-    // bound leaves room for ".0" and the NUL.
-    char *end = fmt::format_to_n(buf, DAG_DTOA_BUF - 3, FMT_COMPILE("{}"), v).out;
+    // At most 24 characters (a sign, 17 digits, a point, "e-308"), so
+    // DAG_DTOA_BUF holds them with ".0" and the NUL.  (format_to_n would
+    // state the bound, at 86 ns a number instead of 32.)
+    char *end = fmt::format_to(buf, FMT_COMPILE("{}"), v);
     bool plain = true; // digits only, as "100" or "-0": Python writes "100.0"
     for (const char *p = buf; p < end && plain; p++)
         plain = (*p >= '0' && *p <= '9') || *p == '-';
@@ -25,7 +26,7 @@ extern "C" int dag_dtoa(double v, char buf[DAG_DTOA_BUF])
 
 extern "C" int dag_itoa(int64_t v, char buf[DAG_ITOA_BUF])
 {
-    char *end = fmt::format_to_n(buf, DAG_ITOA_BUF - 1, FMT_COMPILE("{}"), v).out;
+    char *end = fmt::format_to(buf, FMT_COMPILE("{}"), v); // at most 20 characters
     *end = '\0';
     return (int)(end - buf);
 }
