@@ -307,7 +307,17 @@ static const char SEQUENCE[] = "a sequence (an array or a list of numbers)";
 
 static int num_load(dag_op_ctx *ctx, const char *op, const char *what, heap_obj *o, num *v)
 {
-    *v = (num){.n = 1};
+    /* Every member but the inline buffer (zeroing it would cost as much as
+     * reading a short list). */
+    v->seq = v->is_int = v->all_ints = false;
+    v->n = 1;
+    v->list = NULL;
+    v->f = NULL;
+    v->i = NULL;
+    v->fs = 0.0;
+    v->is = 0;
+    v->ftmp = NULL;
+    v->itmp = NULL;
     switch (heap_type_of(o)) {
     case HT_INT:
         v->is_int = true;
@@ -1399,8 +1409,10 @@ static int op_lookup(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
     if (keys_load(ctx, args[1], &k) != DAG_OK || limit_check(ctx, "lookup", k.n) != DAG_OK)
         return DAG_ERR;
     if (k.i64 || k.f64) { /* int keys from an array: one batched look-up */
-        int64_t *ik = xmalloc(k.n * sizeof *ik);
-        heap_obj **vals = xmalloc(k.n * sizeof *vals);
+        int64_t ik_small[64];
+        heap_obj *vals_small[64];
+        int64_t *ik = k.n <= 64 ? ik_small : xmalloc(k.n * sizeof *ik);
+        heap_obj **vals = k.n <= 64 ? vals_small : xmalloc(k.n * sizeof *vals);
         for (size_t j = 0; j < k.n; j++)
             if (k.i64)
                 ik[j] = k.i64[j];
@@ -1412,14 +1424,18 @@ static int op_lookup(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
             if (!vals[j]) {
                 int64_t missing = ik[j];
                 heap_decref(res);
-                free(ik);
-                free(vals);
+                if (ik != ik_small) {
+                    free(ik);
+                    free(vals);
+                }
                 return dag_op_fail(ctx, DAG_E_OP, "lookup: no key %" PRId64, missing);
             }
             heap_list_append(res, vals[j]);
         }
-        free(ik);
-        free(vals);
+        if (ik != ik_small) {
+            free(ik);
+            free(vals);
+        }
         *out = res;
         return DAG_OK;
     }
@@ -1453,18 +1469,19 @@ static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
     size_t n = is_dict ? heap_dict_len(recs) : heap_list_len(recs);
     if (limit_check(ctx, "field", n) != DAG_OK)
         return DAG_ERR;
-    heap_obj **vals = NULL;
+    heap_obj **vals = NULL, *ds_small[64], *vals_small[64];
     if (!is_dict) { /* a list of dicts: one batched look-up of the field */
         bool all_dicts = true;
         for (size_t j = 0; j < n && all_dicts; j++)
             all_dicts = heap_type_of(heap_list_get(recs, j)) == HT_DICT;
         if (all_dicts) {
-            heap_obj **ds = xmalloc(n * sizeof *ds);
-            vals = xmalloc(n * sizeof *vals);
+            heap_obj **ds = n <= 64 ? ds_small : xmalloc(n * sizeof *ds);
+            vals = n <= 64 ? vals_small : xmalloc(n * sizeof *vals);
             for (size_t j = 0; j < n; j++)
                 ds[j] = heap_list_get(recs, j);
             heap_dicts_get_str_many(ds, n, name, vals);
-            free(ds);
+            if (ds != ds_small)
+                free(ds);
         }
     }
     heap_obj *res = heap_list_new(n);
@@ -1478,14 +1495,16 @@ static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
         heap_obj *v = vals ? vals[j] : heap_type_of(rec) == HT_DICT ? heap_dict_get_str(rec, name) : NULL;
         if (!v) {
             heap_decref(res);
-            free(vals);
+            if (vals != vals_small)
+                free(vals);
             if (heap_type_of(rec) != HT_DICT)
                 return dag_op_fail(ctx, DAG_E_TYPE, "field: record %zu must be a dict, got %s", j, kind_of(rec));
             return dag_op_fail(ctx, DAG_E_OP, "field: record %zu has no field \"%.64s\"", j, name);
         }
         heap_list_append(res, v);
     }
-    free(vals);
+    if (vals != vals_small)
+        free(vals);
     *out = res;
     return DAG_OK;
 }
