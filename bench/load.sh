@@ -8,7 +8,7 @@
 set -eu
 B=${1:-build}
 DURATION=${DURATION:-8}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 BARE_PORT=18181
 PORT=18182
 tmp=$(mktemp -d)
@@ -47,5 +47,10 @@ for r in $(seq 1 "$ROUNDS"); do
   ratio=$(awk -v a="$crps" -v b="$brps" 'BEGIN { printf "%.2f", a / b }')
   pratio=$(awk -v a="$crps" -v b="$bprps" 'BEGIN { printf "%.2f", a / b }')
   echo "| $r | $brps | $bprps | $crps | $ratio | $pratio | $p50 | $p99 | $non2xx | $per|"
+  echo "$brps $bprps $crps" >> "$tmp/all"
 done
+med() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+mg=$(cut -d' ' -f1 "$tmp/all" | med); mp=$(cut -d' ' -f2 "$tmp/all" | med); mc=$(cut -d' ' -f3 "$tmp/all" | med)
+echo
+awk -v g="$mg" -v p="$mp" -v c="$mc" 'BEGIN { printf "Medians: bare GET %.0f, bare POST %.0f, cowdag %.0f req/s; cowdag ÷ bare GET %.2f, ÷ bare POST %.2f.\n", g, p, c, c / g, c / p }'
 echo

@@ -60,4 +60,9 @@ echo "|$times | $med | <= 1000 |"
 rm -rf "$dir"
 echo
 sh bench/load.sh "$B"
+echo
+echo "## Where a request's time goes: worker CPU and switches per request"
+echo
+sh bench/request_cost.sh "$B"
+echo
 sh bench/sampling.sh "$B"
