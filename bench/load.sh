@@ -12,7 +12,7 @@ ROUNDS=${ROUNDS:-5}
 BARE_PORT=18181
 PORT=18182
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 wrk_field() { # FILE -> "req/s p50 p99"
   rps=$(sed -n 's/^Requests\/sec: *//p' "$1")

@@ -14,7 +14,7 @@ DURATION=${DURATION:-5}
 PORT=18182
 BARE_PORT=18181
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 # scripts: the load's own, one aimed at no DAG, one with a single id
 sed 's#/dags/customer_score/run#/dags/no_such_dag/run#' bench/score.lua > "$tmp/nodag.lua"

@@ -10,7 +10,7 @@ DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-3}
 PORT=18182
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 measure() { # CONFIG OUT
   "$B/cowdag" serve -c "$1" 2> "$tmp/log" & srv=$!
