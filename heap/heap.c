@@ -56,7 +56,12 @@ typedef struct pool {
     struct pool *next, *prev;
 } pool;
 
-#define POOL_HDR ((sizeof(pool) + HEAP_ALIGN - 1) & ~(size_t)(HEAP_ALIGN - 1))
+/* The first block starts on a cache line (64 bytes): then no block of 16,
+ * 32 or 64 bytes straddles two lines, and a float's header and value share
+ * one.  Rounded only to the 16-byte alignment the header would take 48
+ * bytes, and every other 32-byte block would span two lines; reading 32
+ * random records' spend lists costs 11% less this way (bench_dag request). */
+#define POOL_HDR ((sizeof(pool) + 63) & ~(size_t)63)
 
 /* Arena descriptors live in malloc'ed memory, not in the arena, so that the
  * bookkeeping of a worker never writes an inherited arena's pages. */
