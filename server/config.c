@@ -257,7 +257,7 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
 
 static const char *const top_keys[] = {
     "listen", "workers", "max_requests", "max_body_bytes", "max_run_bytes", "timeout_ms", "graceful_timeout_ms",
-    "stats_interval_ms", "admin", "access_log", "gc", "state", "dags", NULL,
+    "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
@@ -295,6 +295,7 @@ static int read_scalars(loader *ld, json_t *root)
         {"timeout_ms", 1, 3600000, &c->timeout_ms, NULL},
         {"graceful_timeout_ms", 0, 3600000, &c->graceful_timeout_ms, NULL},
         {"stats_interval_ms", 10, 3600000, &c->stats_interval_ms, NULL},
+        {"worker_priority", -20, 19, &c->worker_priority, NULL},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
         json_t *v = json_object_get(root, ints[k].key);
@@ -739,6 +740,7 @@ void srv_config_defaults(srv_config *c)
     c->stats_interval_ms = 1000;
     c->admin = false;
     c->access_log = true;
+    c->worker_priority = 0;
     c->gc = gc_default_config();
 }
 

@@ -44,6 +44,7 @@ typedef struct srv_config {
     int stats_interval_ms;
     bool admin;
     bool access_log;
+    int worker_priority;     /* the workers' nice value, as nginx's worker_priority (an extension) */
     gc_config gc;
     srv_state_spec *state;
     size_t nstate;
@@ -53,7 +54,7 @@ typedef struct srv_config {
 
 /* The spec's defaults: 127.0.0.1:8080, 2 workers, max_requests 0,
  * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
- * stats_interval_ms 1000, admin false, access_log true, gc tuned 700/10/10
+ * stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
  * full_ratio 0.25, no state, no DAGs. */
 void srv_config_defaults(srv_config *c);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +128,11 @@ static char *metrics_text(void *arg) { return render(arg, h_metrics_text); }
 _Noreturn void srv_worker_main(const srv_worker_args *a)
 {
     heap_after_fork();
+    /* An absolute nice value, as nginx's worker_priority; lowering it needs
+     * privileges, and without them the worker serves at the one it has. */
+    if (a->cfg->worker_priority && setpriority(PRIO_PROCESS, 0, a->cfg->worker_priority) != 0)
+        fprintf(stderr, "cowdag[%d]: worker %d: worker_priority %d not applied: %s\n", (int)getpid(), a->slot,
+                a->cfg->worker_priority, strerror(errno));
     sigset_t wait_mask;
     worker_signals(&wait_mask);
 

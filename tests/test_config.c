@@ -97,6 +97,7 @@ static void test_spec_example_parses_to_exact_values(void **state)
     assert_int_equal(c.stats_interval_ms, 1000);
     assert_false(c.admin);
     assert_true(c.access_log); /* not in the file: the default */
+    assert_int_equal(c.worker_priority, 0);
 
     assert_int_equal(c.gc.mode, GC_FREEZE);
     assert_int_equal(c.gc.thresholds[0], 700);
@@ -260,6 +261,9 @@ static void test_range_limits_of_each_integer_setting(void **state)
     assert_parse_fails("{\"graceful_timeout_ms\": 3600001}",
                        "graceful_timeout_ms: must be between 0 and 3600000, got 3600001");
     assert_parse_fails("{\"stats_interval_ms\": 9}", "stats_interval_ms: must be between 10 and 3600000, got 9");
+    assert_parse_fails("{\"worker_priority\": -21}", "worker_priority: must be between -20 and 19, got -21");
+    assert_parse_fails("{\"worker_priority\": 20}", "worker_priority: must be between -20 and 19, got 20");
+    assert_parse_fails("{\"worker_priority\": \"high\"}", "worker_priority: expected integer, got string");
 
     srv_config c;
     parse_ok("{\"workers\": 256, \"max_requests\": 0, \"max_body_bytes\": 1073741824, \"timeout_ms\": 3600000,"
@@ -580,7 +584,7 @@ static void test_parse_listen_port_bounds(void **state)
 static void test_parse_text_names_the_path_and_resolves_against_it(void **state)
 {
     (void)state;
-    const char *text = "{\"workers\": 4, \"admin\": true, \"access_log\": false,"
+    const char *text = "{\"workers\": 4, \"admin\": true, \"access_log\": false, \"worker_priority\": -5,"
                        " \"state\": [{\"name\": \"m\", \"kind\": \"table\", \"csv\": \"data/marketing.csv\"}],"
                        " \"dags\": [\"dags/*.json\"]}";
     char dir[PATH_MAX], want[PATH_MAX + 64];
@@ -593,6 +597,7 @@ static void test_parse_text_names_the_path_and_resolves_against_it(void **state)
     assert_int_equal(c.workers, 4);
     assert_true(c.admin);
     assert_false(c.access_log);
+    assert_int_equal(c.worker_priority, -5);
     snprintf(want, sizeof want, "%s/data/marketing.csv", dir);
     assert_string_equal(c.state[0].csv, want);
     assert_int_equal(c.ndags, 2);

@@ -1806,6 +1806,47 @@ static void sigterm_with_a_stalled_client_lets_the_worker_leave_by_itself(void *
     T.passed = true;
 }
 
+/* The nice value of a process (field 19 of /proc/PID/stat). */
+static int nice_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
+    assert_non_null(p);
+    int nice = 99;
+    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice), 1);
+    return nice;
+}
+
+static void worker_priority_sets_the_workers_nice_value(void **state)
+{
+    (void)state;
+    copy_fixtures(&T);
+    char cfg[512];
+    tmp_path(&T, "cowdag.json", cfg, sizeof cfg);
+    char *text = slurp(cfg, NULL), *at = strstr(text, "\"admin\": false,");
+    assert_non_null(at);
+    size_t head = (size_t)(at - text);
+    char *edited = malloc(strlen(text) + 64);
+    assert_non_null(edited);
+    snprintf(edited, strlen(text) + 64, "%.*s\"worker_priority\": 7, %s", (int)head, text, at);
+    write_file(cfg, edited);
+    free(edited);
+    free(text);
+    server_start(&T.srv, cfg, 2);
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(workers_of(&T.srv, kids), 2);
+    assert_int_equal(nice_of(T.srv.pid), nice_of(getpid())); /* the master keeps its own */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(nice_of(kids[i]), 7);
+    T.passed = true;
+}
+
 static void sighup_reloads_a_changed_dag_without_failing_a_request(void **state)
 {
     (void)state;
@@ -2119,6 +2160,7 @@ int main(void)
         STANDALONE(sigkill_of_a_worker_is_replaced_within_1s),
         STANDALONE(sigterm_finishes_the_inflight_run_and_exits_0),
         STANDALONE(sigterm_with_a_stalled_client_lets_the_worker_leave_by_itself),
+        STANDALONE(worker_priority_sets_the_workers_nice_value),
         STANDALONE(sighup_reloads_a_changed_dag_without_failing_a_request),
         STANDALONE(sigttin_adds_a_worker_and_sigttou_removes_one),
         STANDALONE(max_requests_recycles_the_worker),
