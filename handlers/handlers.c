@@ -314,7 +314,7 @@ static enum MHD_Result route_generated(struct MHD_Connection *conn, h_req *r, ch
 {
     char *body = render ? render(arg) : NULL;
     if (!body)
-        return respond_error(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal", NULL,
+        return respond_error(conn, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
                              "this worker has no statistics to serve");
     return respond(conn, r, MHD_HTTP_OK, type, body, strlen(body), false);
 }

@@ -38,7 +38,7 @@ typedef struct h_server {
     void (*on_request)(void *arg, unsigned status, uint64_t duration_us);
     void *on_request_arg;
     /* Renders GET /stats and GET /metrics bodies (malloc'ed), or NULL when
-     * the worker has no scoreboard (then those routes answer 503). */
+     * the worker has no scoreboard (then those routes answer 500 internal). */
     char *(*stats_json)(void *arg);
     char *(*metrics_text)(void *arg);
     void *stats_arg;

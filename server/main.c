@@ -581,10 +581,28 @@ static int cmd_stats(int argc, char **argv)
     return 0;
 }
 
+static const char *const usage_ops =
+    "usage: cowdag ops\n"
+    "\n"
+    "Lists every op a DAG node can use: its name, how many args it takes, its\n"
+    "params (? marks an optional one) and what it computes.\n";
+
 static int cmd_ops(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    const char *unused = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int rc = common_option(c == 'c' ? '?' : c, usage_ops, &unused);
+        if (rc == -2)
+            return fail("ops", "unknown or incomplete option '%s'", argv[optind - 1]);
+        if (rc >= 0)
+            return rc;
+    }
+    if (optind < argc)
+        return fail("ops", "no arguments, please (got '%s')", argv[optind]);
     for (size_t i = 0; i < dag_op_count(); i++) {
         const dag_op *op = dag_op_at(i);
         if (op->max_args < 0)

@@ -509,23 +509,29 @@ static void sample_master(master *m)
 /* {  Loading and reloading                                                */
 /* ====================================================================== */
 
-/* Loads config, state and DAGs into a free generation slot; -1 on error
- * (logged).  The first generation loads into the heap as it is; a reload
- * seals what is there first, so the new state gets fresh memory. */
-static int load_generation(master *m, bool reload)
+/* Loads config (unless one is given: taken), state and DAGs into a free
+ * generation slot; -1 on error (logged).  The first generation loads into
+ * the heap as it is; a reload seals what is there first, so the new state
+ * gets fresh memory. */
+static int load_generation(master *m, bool reload, srv_config *given)
 {
     int k = 0;
     while (k < MAX_GENERATIONS && m->gens[k].live)
         k++;
     if (k == MAX_GENERATIONS) {
         mlog("too many generations still retiring; try again later");
+        if (given)
+            srv_config_free(given);
         return -1;
     }
     generation *g = &m->gens[k];
     g->seal = reload ? heap_seal() : 0;
     char err[1024];
-    if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
-        srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
+    if (given) {
+        g->cfg = *given;
+        *given = (srv_config){0};
+    } else if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
+               srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
         mlog("%s", err);
         srv_config_free(&g->cfg);
         return -1;
@@ -582,7 +588,7 @@ static void drop_generation(generation *g, uint32_t from, uint32_t before)
 static void reload(master *m)
 {
     mlog("reloading %s", m->config_path);
-    int k = load_generation(m, true);
+    int k = load_generation(m, true, NULL);
     if (k < 0) {
         mlog("reload failed; generation %d goes on serving", cur(m)->id);
         return;
@@ -732,16 +738,25 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
         sigaction(master_signals[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int k = load_generation(&m, false);
-    if (k < 0)
-        return 1;
-    m.current = k;
-    char err[512];
-    m.listen_fd = srv_listen(&cur(&m)->cfg, err, sizeof err);
-    if (m.listen_fd < 0) {
+    /* The socket first: an address in use is known before the state loads. */
+    srv_config cfg;
+    char err[1024];
+    if (srv_config_load(config_path, &cfg, err, sizeof err) != SRV_OK ||
+        srv_apply_overrides(&cfg, ov, err, sizeof err) != SRV_OK) {
         mlog("%s", err);
+        srv_config_free(&cfg);
         return finish(&m, 1);
     }
+    m.listen_fd = srv_listen(&cfg, err, sizeof err);
+    if (m.listen_fd < 0) {
+        mlog("%s", err);
+        srv_config_free(&cfg);
+        return finish(&m, 1);
+    }
+    int k = load_generation(&m, false, &cfg);
+    if (k < 0)
+        return finish(&m, 1);
+    m.current = k;
     char where[80];
     describe_socket(m.listen_fd, where, sizeof where);
     mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);

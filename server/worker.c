@@ -225,7 +225,9 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
             fprintf(stderr, "cowdag: worker %d: poll: %s\n", a->slot, strerror(errno));
             break;
         }
-        if (n > 0 && accepting && (fds[1].revents & POLLIN)) {
+        /* ppoll can return ready descriptors and run the stop handler in
+         * the same call: a stop that arrived during it takes no connection. */
+        if (n > 0 && accepting && !stop_requested && (fds[1].revents & POLLIN)) {
             /* One connection per turn: a busy worker comes back later. */
             struct sockaddr_storage addr;
             socklen_t len = sizeof addr;

@@ -486,11 +486,60 @@ static int remove_workdir(void **state)
     return rmdir(workdir) == 0 ? 0 : -1;
 }
 
+/* ---- every command's --help and --version ---------------------------------- */
+
+/* Runs `cowdag ARGS` (stderr discarded); stdout and the wait status. */
+static char *run_quiet(const char *args, int *status)
+{
+    char *qbin = sh_quote(cowdag_bin());
+    char *cmd = dup_printf("exec %s %s 2>/dev/null", qbin, args);
+    free(qbin);
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    assert_non_null(p);
+    size_t len = 0, cap = 1 << 16;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    size_t got;
+    while ((got = fread(out + len, 1, cap - len - 1, p)) > 0)
+        len += got;
+    out[len] = '\0';
+    *status = pclose(p);
+    return out;
+}
+
+/* The spec: --help and --version on every command. */
+static void test_every_command_has_help_and_version(void **state)
+{
+    (void)state;
+    static const char *const commands[] = {"serve", "run", "check", "cowtest", "ops", "stats"};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        char *args = dup_printf("%s --help", commands[i]), *want = dup_printf("usage: cowdag %s", commands[i]);
+        int status;
+        char *out = run_quiet(args, &status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strncmp(out, want, strlen(want)) != 0)
+            fail_msg("cowdag %s: expected exit 0 and \"%s...\" on stdout; got status %#x and:\n%.*s", args, want,
+                     (unsigned)status, QUOTE_MAX, out);
+        free(out);
+        free(args);
+        free(want);
+        args = dup_printf("%s --version", commands[i]);
+        out = run_quiet(args, &status);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strncmp(out, "cowdag ", 7) != 0 || !strchr(out, '\n') ||
+            strchr(out, '\n')[1] != '\0')
+            fail_msg("cowdag %s: expected exit 0 and one line \"cowdag VERSION\"; got status %#x and:\n%.*s", args,
+                     (unsigned)status, QUOTE_MAX, out);
+        free(out);
+        free(args);
+    }
+}
+
 int main(void)
 {
     read_expect();
     size_t n = 0;
-    struct CMUnitTest *tests = calloc(ncases + 3, sizeof *tests);
+    struct CMUnitTest *tests = calloc(ncases + 4, sizeof *tests);
     if (!tests)
         return 2;
     tests[n++] = (struct CMUnitTest){"EXPECT lists every fixture", test_every_fixture_listed, NULL, NULL, NULL};
@@ -499,6 +548,8 @@ int main(void)
             tests[n++] = (struct CMUnitTest){cases[i].path, test_broken, NULL, NULL, &cases[i]};
     tests[n++] = (struct CMUnitTest){GOOD_CONFIG " passes", test_example_config, NULL, NULL, NULL};
     tests[n++] = (struct CMUnitTest){"100000-node family passes", test_big_family, NULL, NULL, NULL};
+    tests[n++] = (struct CMUnitTest){"every command has --help and --version", test_every_command_has_help_and_version,
+                                     NULL, NULL, NULL};
     int rc = _cmocka_run_group_tests("check", tests, n, make_workdir, remove_workdir);
     free(tests);
     free_cases();

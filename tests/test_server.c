@@ -1055,9 +1055,6 @@ static void gc_collect_is_forbidden_without_admin(void **state)
     group_test_ok = true;
 }
 
-/* The scoreboard (memstats) is not built yet, so both routes answer 503
- * with an error body.  The metrics issue will change this: then /stats is
- * the spec's JSON and /metrics Prometheus text, and these checks flip. */
 /* GET /stats until every worker has a memory sample (bounded); the
  * document, parsed. */
 static json_t *stats_sampled(int port, int nworkers)
@@ -1847,6 +1844,37 @@ static void worker_priority_sets_the_workers_nice_value(void **state)
     T.passed = true;
 }
 
+/* The master binds before it loads any state: an address in use fails at
+ * once, with nothing loaded. */
+static void an_address_in_use_fails_before_the_state_loads(void **state)
+{
+    (void)state;
+    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(taken >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(taken, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(taken, 1), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(taken, (struct sockaddr *)&sa, &len), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s serve -c %s --listen 127.0.0.1:%d 2>&1", cowdag_bin(), FIXTURES "/cowdag.json",
+             ntohs(sa.sin_port));
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    close(taken);
+    print_message("%s", out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_non_null(strstr(out, "Address already in use"));
+    assert_null(strstr(out, "loaded")); /* no "generation 1 loaded: ..." */
+    T.passed = true;
+}
+
 static void sighup_reloads_a_changed_dag_without_failing_a_request(void **state)
 {
     (void)state;
@@ -2161,6 +2189,7 @@ int main(void)
         STANDALONE(sigterm_finishes_the_inflight_run_and_exits_0),
         STANDALONE(sigterm_with_a_stalled_client_lets_the_worker_leave_by_itself),
         STANDALONE(worker_priority_sets_the_workers_nice_value),
+        STANDALONE(an_address_in_use_fails_before_the_state_loads),
         STANDALONE(sighup_reloads_a_changed_dag_without_failing_a_request),
         STANDALONE(sigttin_adds_a_worker_and_sigttou_removes_one),
         STANDALONE(max_requests_recycles_the_worker),
