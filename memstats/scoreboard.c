@@ -29,6 +29,8 @@
 #error "the scoreboard needs always lock-free 64-bit atomics"
 #endif
 _Static_assert(sizeof(long long) == sizeof(uint64_t), "64-bit long long");
+_Static_assert(offsetof(ms_entry, mem) == offsetof(ms_entry, mem_seq) + sizeof(uint64_t),
+               "the memory sample follows its counter: seq_read copies them as one part");
 _Static_assert(offsetof(ms_entry, seq) == 0 && offsetof(ms_master, seq) == 0,
                "seq opens each seqlocked part");
 _Static_assert(_Alignof(ms_entry) >= sizeof(uint64_t) &&
@@ -213,7 +215,13 @@ bool ms_sb_read_entry(const ms_scoreboard *sb, int i, ms_entry *out)
     }
     if (!out)
         return false;
-    return seq_read(&sb->entries[i], out, sizeof *out);
+    if (!seq_read(&sb->entries[i], out, sizeof *out))
+        return false;
+    /* The memory sample has its own writer and counter: copied apart (on
+     * failure it is zeroed, reported as "no sample yet"). */
+    const size_t at = offsetof(ms_entry, mem_seq), n = offsetof(ms_entry, mem) + sizeof(ms_sample) - at;
+    seq_read((const char *)&sb->entries[i] + at, (char *)out + at, n);
+    return true;
 }
 
 bool ms_sb_read_master(const ms_scoreboard *sb, ms_master *out)

@@ -15,7 +15,8 @@
  * otherwise), so a report never mixes two updates.
  *
  * Who writes what: a worker writes its own entry, inside the write
- * bracket; the master writes the master part, and an entry only when no
+ * bracket -- its loop everything but the memory sample, its sampling
+ * thread the sample, in a bracket of mem_seq; the master writes the master part, and an entry only when no
  * worker can be writing it (ms_sb_claim before the fork, ms_sb_release after
  * the reap, which also repairs a bracket its dead writer left open) or with
  * ms_sb_set_pid / ms_sb_set_status, which are safe while the worker writes
@@ -81,6 +82,10 @@ typedef struct ms_entry {
     uint64_t duration[MS_HIST_BUCKETS]; /* per bucket, not cumulative */
     uint64_t duration_sum_us;
     ms_gc_figures gc;
+    /* written by the worker's sampling thread, under a counter of its own
+     * on its own cache line: a sample lands while the worker's loop is
+     * busy with a long run, and the two writers never share a bracket */
+    _Alignas(64) uint64_t mem_seq;
     ms_sample mem;
 } ms_entry;
 

@@ -353,6 +353,8 @@ static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
         m->retiring[m->nretiring++] =
             (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
     }
+    if (sig == SIGTERM) /* reported at once, even if the worker is busy with a long run */
+        ms_sb_set_status(m->sb, sb_index, MS_DRAINING);
     kill(pid, sig);
 }
 
@@ -667,10 +669,14 @@ static void begin_stop(master *m)
     close(m->listen_fd);
     m->listen_fd = -1;
     for (int i = 0; i < MAX_WORKERS; i++)
-        if (m->slots[i].pid)
+        if (m->slots[i].pid) {
+            ms_sb_set_status(m->sb, m->slots[i].sb_index, MS_DRAINING);
             kill(m->slots[i].pid, SIGTERM);
-    for (int k = 0; k < m->nretiring; k++)
+        }
+    for (int k = 0; k < m->nretiring; k++) {
+        ms_sb_set_status(m->sb, m->retiring[k].sb_index, MS_DRAINING);
         kill(m->retiring[k].pid, SIGTERM);
+    }
     mlog("stopping: waiting up to %d ms for in-flight requests", cur(m)->cfg.graceful_timeout_ms);
 }
 

@@ -94,8 +94,8 @@ struct srv_sampler {
     int interval_ms;
     ms_range *ranges; /* the inherited regions, taken at start */
     size_t nranges;
-    atomic_bool full; /* the mailbox holds a sample the loop has not taken */
-    ms_sample box;
+    ms_entry *e;
+    atomic_uint_fast64_t count;
 };
 
 static void *sampler_main(void *arg)
@@ -110,10 +110,10 @@ static void *sampler_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &t1);
         mem.at_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
         mem.cost_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
-        if (!atomic_load_explicit(&s->full, memory_order_acquire)) {
-            s->box = mem;
-            atomic_store_explicit(&s->full, true, memory_order_release);
-        }
+        ms_sb_write_begin(&s->e->mem_seq);
+        s->e->mem = mem;
+        ms_sb_write_end(&s->e->mem_seq);
+        atomic_fetch_add_explicit(&s->count, 1, memory_order_release);
         struct timespec next = {t0.tv_sec + s->interval_ms / 1000,
                                 t0.tv_nsec + (long)(s->interval_ms % 1000) * 1000000L};
         if (next.tv_nsec >= 1000000000L) {
@@ -126,18 +126,21 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-srv_sampler *srv_sampler_start(int interval_ms)
+srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e)
 {
+    if (!e)
+        return NULL;
     srv_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+    s->e = e;
     s->ranges = region_ranges(true, &s->nranges);
     if (!s->ranges) {
         free(s);
         return NULL;
     }
-    atomic_init(&s->full, false);
+    atomic_init(&s->count, 0);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -152,11 +155,7 @@ srv_sampler *srv_sampler_start(int interval_ms)
     return s;
 }
 
-bool srv_sampler_take(srv_sampler *s, ms_sample *out)
+uint64_t srv_sampler_count(const srv_sampler *s)
 {
-    if (!s || !atomic_load_explicit(&s->full, memory_order_acquire))
-        return false;
-    *out = s->box;
-    atomic_store_explicit(&s->full, false, memory_order_release);
-    return true;
+    return s ? atomic_load_explicit(&((srv_sampler *)s)->count, memory_order_acquire) : 0;
 }

@@ -18,15 +18,16 @@ void srv_gc_figures(ms_gc_figures *gc);
  * (it walks every page), too long to stall a request for.  So a worker
  * samples on a thread of its own, which reads only /proc and the list of
  * inherited regions taken when it started -- never the heap, which stays
- * single-threaded -- and hands each sample to the worker's loop through a
- * one-slot mailbox; the loop copies it into the scoreboard, which keeps one
- * writer per entry. */
+ * single-threaded -- and writes each sample into the worker's scoreboard
+ * entry itself, under the entry's memory counter (memstats/scoreboard.h):
+ * a sample is at most an interval old even while the loop is busy with a
+ * long run. */
 typedef struct srv_sampler srv_sampler;
 
-/* Starts the thread: a sample every interval_ms, the first at once. */
-srv_sampler *srv_sampler_start(int interval_ms);
-/* If a new sample is waiting, copies it to *out and returns true. */
-bool srv_sampler_take(srv_sampler *s, ms_sample *out);
+/* Starts the thread: a sample into e every interval_ms, the first at once. */
+srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e);
+/* How many samples the thread has written so far. */
+uint64_t srv_sampler_count(const srv_sampler *s);
 
 /* The master's state is its whole heap; *state_bytes gets the heap's live
  * bytes and *state_pages its resident pages. */

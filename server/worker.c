@@ -94,17 +94,17 @@ static void publish_request(void *arg, unsigned status, uint64_t duration_us)
     ms_sb_write_end(&b->e->seq);
 }
 
-/* Every turn of the loop: a memory sample the sampling thread finished,
- * if any, with the collector's figures of the moment. */
-static void publish_sample(board *b, srv_sampler *sampler)
+/* Every turn of the loop: once the sampling thread has written a new
+ * memory sample, the collector's figures of the moment beside it. */
+static void publish_gc(board *b, const srv_sampler *sampler, uint64_t *seen)
 {
-    ms_sample mem;
-    if (!b->e || !srv_sampler_take(sampler, &mem))
+    uint64_t n = srv_sampler_count(sampler);
+    if (!b->e || n == *seen)
         return;
+    *seen = n;
     ms_gc_figures gc;
     srv_gc_figures(&gc);
     ms_sb_write_begin(&b->e->seq);
-    b->e->mem = mem;
     b->e->gc = gc;
     ms_sb_write_end(&b->e->seq);
 }
@@ -160,7 +160,8 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         _exit(SRV_EXIT_FATAL);
     }
     int epfd = info->epoll_fd;
-    srv_sampler *sampler = b.e ? srv_sampler_start(a->cfg->stats_interval_ms) : NULL;
+    srv_sampler *sampler = srv_sampler_start(a->cfg->stats_interval_ms, b.e);
+    uint64_t samples_seen = 0;
     ms_sb_set_conns(b.sb, a->slot, 0);
     publish_status(&b, MS_READY);
     if (a->ready_fd >= 0) {
@@ -201,7 +202,7 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
         }
         struct pollfd fds[2] = {{.fd = epfd, .events = POLLIN}, {.fd = a->listen_fd, .events = POLLIN}};
         MHD_UNSIGNED_LONG_LONG mhd_ms;
-        publish_sample(&b, sampler);
+        publish_gc(&b, sampler, &samples_seen);
         long ms = 50; /* the loop wakes at least this often to publish samples */
         /* Spread connections: accept only while no other worker holds fewer
          * (a burst of connects would otherwise all go to whichever worker

@@ -114,8 +114,11 @@ static size_t entry_refs(ms_entry *e, bool identity, fref *refs)
     REF(e->gc.tracked);
     REF(e->gc.frozen);
     REF(e->gc.objects);
-    return sample_refs(&e->mem, refs, n);
+    return n; /* the memory sample is a part of its own: mem_refs */
 }
+
+/* The entry's memory sample, written under mem_seq. */
+static size_t mem_refs(ms_entry *e, fref *refs) { return sample_refs(&e->mem, refs, 0); }
 
 static size_t master_refs(ms_master *x, fref *refs)
 {
@@ -556,8 +559,15 @@ static void test_field_lists_cover_every_byte(void **state)
 
     size_t n = entry_refs(&e, true, refs);
     assert_true(n <= MAX_REFS);
-    /* entries are cache-line aligned: the padding after the last field */
-    assert_refs_cover(&e, sizeof e, sizeof e.seq, refs, n, offsetof(ms_entry, mem) + sizeof e.mem, sizeof e);
+    /* the worker's part, up to the memory part's counter, which starts a
+     * cache line: the padding before it */
+    assert_refs_cover(&e, offsetof(ms_entry, mem_seq), sizeof e.seq, refs, n, offsetof(ms_entry, gc) + sizeof e.gc,
+                      offsetof(ms_entry, mem_seq));
+    /* the memory part, after its counter; entries are cache-line aligned:
+     * the padding after the last field */
+    n = mem_refs(&e, refs);
+    assert_refs_cover(&e, sizeof e, offsetof(ms_entry, mem), refs, n, offsetof(ms_entry, mem) + sizeof e.mem, sizeof e);
+    assert_int_equal(offsetof(ms_entry, mem_seq) % 64, 0);
 
     n = master_refs(&m, refs);
     assert_true(n <= MAX_REFS);
@@ -771,8 +781,8 @@ static void assert_reads(const reads *r, uint64_t final, const char *what)
 static void entry_writer(ms_scoreboard *sb, int i, ctl *c, bool identity)
 {
     ms_entry *w = &sb->entries[i];
-    fref refs[MAX_REFS];
-    size_t n = entry_refs(w, identity, refs);
+    fref refs[MAX_REFS], mrefs[MAX_REFS];
+    size_t n = entry_refs(w, identity, refs), m = mem_refs(w, mrefs);
 
     wait_flag(&c->go);
     for (uint64_t k = 1; k <= ENTRY_UPDATES; k++) {
@@ -781,8 +791,23 @@ static void entry_writer(ms_scoreboard *sb, int i, ctl *c, bool identity)
         ms_sb_write_begin(&w->seq);
         set_refs(refs, n, k);
         ms_sb_write_end(&w->seq);
+        /* the memory part in a bracket of its own, as the sampling thread
+         * writes it: with a value of its own, so a copy may pair any two */
+        ms_sb_write_begin(&w->mem_seq);
+        set_refs(mrefs, m, 3 * k);
+        ms_sb_write_end(&w->mem_seq);
     }
     _exit(0);
+}
+
+/* On every copy: the memory part holds one value throughout (of some
+ * update of its own; 0 before the first). */
+static void check_mem_part(const void *copy, reads *r)
+{
+    fref refs[MAX_REFS];
+    size_t n = mem_refs((ms_entry *)copy, refs);
+    if (!refs_hold(refs, n, ref_u64(&refs[0])) || ref_u64(&refs[0]) % 3 != 0)
+        r->torn++;
 }
 
 static void test_fork_entry_reads_are_consistent(void **state)
@@ -811,7 +836,7 @@ static void test_fork_entry_reads_are_consistent(void **state)
     fref ordered[MAX_REFS];
     memcpy(ordered, refs + 4, (n - 4) * sizeof *refs);
     memcpy(ordered + n - 4, refs, 4 * sizeof *refs);
-    reads r = read_until(sb, i, read_entry_fn, &copy, ordered, n, ENTRY_UPDATES, c, NULL);
+    reads r = read_until(sb, i, read_entry_fn, &copy, ordered, n, ENTRY_UPDATES, c, check_mem_part);
     if (r.last != ENTRY_UPDATES)
         kill(pid, SIGKILL);
     assert_child_ok(pid);
@@ -822,6 +847,9 @@ static void test_fork_entry_reads_are_consistent(void **state)
     assert_true(ms_sb_read_entry(sb, i, &copy));
     assert_true(refs_hold(ordered, n, ENTRY_UPDATES));
     assert_int_equal(copy.seq, 2 + 2 * (uint64_t)ENTRY_UPDATES + 2); /* claim, fill, updates */
+    fref mrefs[MAX_REFS];
+    assert_true(refs_hold(mrefs, mem_refs(&copy, mrefs), 3 * (uint64_t)ENTRY_UPDATES));
+    assert_int_equal(copy.mem_seq, 2 * (uint64_t)ENTRY_UPDATES);
 }
 
 static void test_fork_master_reads_are_consistent(void **state)
@@ -912,8 +940,7 @@ static void test_fork_master_sets_status_while_worker_writes(void **state)
     }
 
     size_t n = entry_refs(&copy, false, refs);
-    reads r = read_until(sb, i, read_entry_fn, &copy, refs, n, ENTRY_UPDATES, c,
-                         check_identity);
+    reads r = read_until(sb, i, read_entry_fn, &copy, refs, n, ENTRY_UPDATES, c, check_identity);
     ctl_set(&c->stop);
     if (r.last != ENTRY_UPDATES)
         kill(worker, SIGKILL);

@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1576,9 +1577,12 @@ static void a_large_response_is_streamed_in_bounded_memory(void **state)
     (void)state;
     server_start(&T.srv, FIXTURES "/cowdag.json", 1);
     pid_t kids[MAX_PIDS];
-    assert_int_equal(workers_of(&T.srv, kids), 1);
-    long before = vm_hwm_kb(kids[0]);
+    assert_int_equal(wait_workers(&T.srv, 1, 5000, kids), 1);
     reply r;
+    assert_int_equal(http(T.srv.port, "GET", "/healthz", NULL, &r), 0); /* the worker is serving */
+    expect_status(&r, 200);
+    reply_free(&r);
+    long before = vm_hwm_kb(kids[0]);
     assert_int_equal(run_dag(T.srv.port, "big", big_request, &r), 0);
     expect_status(&r, 200);
     char value[32];
@@ -1837,10 +1841,14 @@ static void worker_priority_sets_the_workers_nice_value(void **state)
     free(text);
     server_start(&T.srv, cfg, 2);
     pid_t kids[MAX_PIDS];
-    assert_int_equal(workers_of(&T.srv, kids), 2);
+    assert_int_equal(wait_workers(&T.srv, 2, 5000, kids), 2);
     assert_int_equal(nice_of(T.srv.pid), nice_of(getpid())); /* the master keeps its own */
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
+        uint64_t deadline = now_ms() + 2000; /* each sets it as it starts */
+        while (nice_of(kids[i]) != 7 && now_ms() < deadline)
+            sleep_ms(10);
         assert_int_equal(nice_of(kids[i]), 7);
+    }
     T.passed = true;
 }
 
@@ -1872,6 +1880,98 @@ static void an_address_in_use_fails_before_the_state_loads(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
     assert_non_null(strstr(out, "Address already in use"));
     assert_null(strstr(out, "loaded")); /* no "generation 1 loaded: ..." */
+    T.passed = true;
+}
+
+/* A run of the slow DAG that lasts a few seconds: 60 MiB down its chain,
+ * 20 under AddressSanitizer, which makes it three times slower. */
+#ifdef __SANITIZE_ADDRESS__
+#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 20}}"
+#else
+#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 60}}"
+#endif
+
+/* A worker busy with a long run still has a fresh memory sample: its
+ * sampling thread writes it to the scoreboard without waiting for the
+ * worker's loop. */
+static void a_busy_worker_keeps_its_memory_sample_fresh(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    json_t *doc = stats_sampled(T.srv.port, 2); /* both have a first sample */
+    json_decref(doc);
+    int fd = conn_open(T.srv.port);
+    assert_true(fd >= 0);
+    size_t len;
+    char *req = request_text(T.srv.port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
+    assert_int_equal(send_all(fd, req, len), 0);
+    free(req);
+    sleep_ms(2500); /* 2.5 intervals into the run */
+    uint64_t t0 = now_ms();
+    reply r;
+    assert_int_equal(http(T.srv.port, "GET", "/stats", NULL, &r), 0);
+    uint64_t took = now_ms() - t0;
+    expect_status(&r, 200);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 0); /* the run is still going */
+    long long oldest = 0;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(r.json, "workers"), i, w)
+    {
+        json_t *ago = json_object_get(w, "sampled_ms_ago");
+        assert_true(json_is_integer(ago));
+        if (json_integer_value(ago) > oldest)
+            oldest = json_integer_value(ago);
+    }
+    print_message("GET /stats took %llu ms during the run; the oldest sample was %lld ms old\n",
+                  (unsigned long long)took, oldest);
+    assert_true(oldest <= 1000 + 500); /* stats_interval_ms 1000, and some slack */
+    reply_free(&r);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(conn_read_reply(fd, &r), 0); /* the run ends well */
+    expect_status(&r, 200);
+    reply_free(&r);
+    close(fd);
+    T.passed = true;
+}
+
+/* A worker told to retire reports "draining" at once, even while a long
+ * run keeps it from reading its own signal. */
+static void a_busy_retiring_worker_reports_draining(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 1);
+    pid_t old[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 1, 5000, old), 1);
+    int fd = conn_open(T.srv.port);
+    assert_true(fd >= 0);
+    size_t len;
+    char *req = request_text(T.srv.port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
+    assert_int_equal(send_all(fd, req, len), 0);
+    free(req);
+    sleep_ms(300); /* the run is under way */
+    assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
+    assert_true(wait_log(&T.srv, "generation 2 serving", 5000));
+    reply r;
+    assert_int_equal(http(T.srv.port, "GET", "/stats", NULL, &r), 0); /* the new worker answers */
+    expect_status(&r, 200);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 0); /* the old worker is still running */
+    const char *status = NULL;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(r.json, "workers"), i, w)
+    if (json_integer_value(json_object_get(w, "pid")) == old[0])
+        status = json_string_value(json_object_get(w, "status"));
+    assert_non_null(status);
+    assert_string_equal(status, "draining");
+    reply_free(&r);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(conn_read_reply(fd, &r), 0); /* and it finishes its run */
+    expect_status(&r, 200);
+    reply_free(&r);
+    close(fd);
     T.passed = true;
 }
 
@@ -2190,6 +2290,8 @@ int main(void)
         STANDALONE(sigterm_with_a_stalled_client_lets_the_worker_leave_by_itself),
         STANDALONE(worker_priority_sets_the_workers_nice_value),
         STANDALONE(an_address_in_use_fails_before_the_state_loads),
+        STANDALONE(a_busy_worker_keeps_its_memory_sample_fresh),
+        STANDALONE(a_busy_retiring_worker_reports_draining),
         STANDALONE(sighup_reloads_a_changed_dag_without_failing_a_request),
         STANDALONE(sigttin_adds_a_worker_and_sigttou_removes_one),
         STANDALONE(max_requests_recycles_the_worker),
