@@ -276,6 +276,29 @@ static int param_str(dag_op_ctx *ctx, const char *op, const dag_params *params, 
     return DAG_OK;
 }
 
+static int name_check(size_t nargs, const dag_params *params, char *err, size_t errlen)
+{
+    bool param = dag_param_get(params, "name") != NULL;
+    if (nargs == 2 && param)
+        return errf(err, errlen, "the name is given twice: as a second arg and as param 'name'");
+    if (nargs == 1 && !param)
+        return errf(err, errlen, "needs a name: a second arg, or param 'name'");
+    return DAG_OK;
+}
+
+/* The name a field or column op reads: its second arg (a str), or its
+ * param. */
+static int name_of(dag_op_ctx *ctx, const char *op, heap_obj *const *args, size_t nargs, const dag_params *params,
+                   const char **out)
+{
+    if (nargs < 2)
+        return param_str(ctx, op, params, "name", out);
+    if (heap_type_of(args[1]) != HT_STR)
+        return type_fail(ctx, op, "name", "a str", args[1]);
+    *out = heap_str_data(args[1]);
+    return DAG_OK;
+}
+
 /* }====================================================================== */
 
 /* ====================================================================== */
@@ -1458,9 +1481,8 @@ static int op_lookup(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
 
 static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag_params *params, heap_obj **out)
 {
-    (void)nargs;
     const char *name = NULL;
-    if (param_str(ctx, "field", params, "name", &name) != DAG_OK)
+    if (name_of(ctx, "field", args, nargs, params, &name) != DAG_OK)
         return DAG_ERR;
     heap_obj *recs = args[0];
     bool is_dict = heap_type_of(recs) == HT_DICT;
@@ -1598,10 +1620,9 @@ static int table_column(dag_op_ctx *ctx, const char *op, heap_obj *t, const char
 
 static int op_column(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag_params *params, heap_obj **out)
 {
-    (void)nargs;
     const char *name = NULL;
     heap_obj *col;
-    if (param_str(ctx, "column", params, "name", &name) != DAG_OK || table_arg(ctx, "column", args[0]) != DAG_OK ||
+    if (name_of(ctx, "column", args, nargs, params, &name) != DAG_OK || table_arg(ctx, "column", args[0]) != DAG_OK ||
         table_column(ctx, "column", args[0], name, &col) != DAG_OK)
         return DAG_ERR;
     heap_incref(col);
@@ -2131,7 +2152,9 @@ static int op_graph_reach(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, 
 /* ====================================================================== */
 
 static const dag_param_spec std_params[] = {{"ddof", DP_INT, false}, {NULL, DP_INT, false}};
-static const dag_param_spec name_params[] = {{"name", DP_STR, true}, {NULL, DP_INT, false}};
+/* field and column take their name as the spec writes it, a second arg
+ * (field(records, name)), or as param name: one of the two (name_check). */
+static const dag_param_spec name_params[] = {{"name", DP_STR, false}, {NULL, DP_INT, false}};
 static const dag_param_spec names_params[] = {{"names", DP_STRLIST, true}, {NULL, DP_INT, false}};
 static const dag_param_spec group_params[] = {{"by", DP_STR, true}, {"value", DP_STR, true}, {NULL, DP_INT, false}};
 
@@ -2228,10 +2251,11 @@ static const dag_op ops[] = {
      "not copies). keys is a list of ints and strs, an int64 array, a float64 array of integral values (read as "
      "int keys), or a single int or str (a list of one). A missing key is an op_error naming it; a key of another "
      "kind a type_error."},
-    {"field", 1, 1, name_params, NULL, op_field,
-     "field(records; name): the value of field `name` of each record, as a list. records is a list of dicts, or a "
-     "dict whose values are the records (in its order). Param name (str, required). A record without the field is "
-     "an op_error; a record that is not a dict a type_error."},
+    {"field", 1, 2, name_params, name_check, op_field,
+     "field(records, name): the value of field `name` of each record, as a list. records is a list of dicts, or a "
+     "dict whose values are the records (in its order). name is a str, given as a second arg ({\"value\": "
+     "\"spend\"} or a node) or as param name, one or the other. A record without the field is an op_error; a "
+     "record that is not a dict a type_error."},
     {"row_sum", 1, 1, NULL, NULL, op_row_sum,
      "row_sum(rows): the sum of each row, as a float64 array. rows is a list whose items are arrays or lists of "
      "numbers (an empty row sums to 0.0); anything else is a type_error."},
@@ -2240,9 +2264,9 @@ static const dag_op ops[] = {
      "str, required): one distinct name per arg, checked when the DAG loads."},
 
     /* --- tables --- */
-    {"column", 1, 1, name_params, NULL, op_column,
-     "column(table; name): the column `name` of a table (an array or a list, shared, not copied). Param name (str, "
-     "required). A missing column is an op_error."},
+    {"column", 1, 2, name_params, name_check, op_column,
+     "column(table, name): the column `name` of a table (an array or a list, shared, not copied). name is a str, "
+     "given as a second arg or as param name, one or the other. A missing column is an op_error."},
     {"filter", 2, 2, NULL, NULL, op_filter,
      "filter(x, mask): the entries of x where mask is nonzero (or true), in order. x is a float64/int64 array, a "
      "list or a table (every column filtered); the result is of the same kind. mask is an array or a list of "

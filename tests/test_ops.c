@@ -1013,8 +1013,6 @@ static void params_are_checked_against_the_spec(void **state)
     expect_compile_error("add", "{\"x\": 1}", "takes no params");
     expect_compile_error("std", "{\"ddof\": \"1\"}", "ddof");
     expect_compile_error("std", "{\"ddof\": 1.5}", "ddof");
-    expect_compile_error("field", NULL, "name");
-    expect_compile_error("field", "{}", "missing required param 'name'");
     expect_compile_error("field", "{\"name\": 3}", "name");
     expect_compile_error("group_sum", "{\"by\": \"a\"}", "value");
     expect_compile_error("make_record", "{\"names\": \"a\"}", "names");
@@ -1079,11 +1077,41 @@ static void check_hooks_enforce_arity_and_values(void **state)
     assert_int_equal(mr->run(&ctx, args, 1, &p, &out), DAG_ERR);
     assert_string_equal(ctx.code, DAG_E_OP);
     dag_params_free(&p);
-    assert_int_equal(compile(dag_op_find("field"), NULL, &p, err, sizeof err), DAG_ERR);
+    assert_int_equal(compile(dag_op_find("field"), NULL, &p, err, sizeof err), DAG_OK); /* the check's to refuse */
     assert_int_equal(dag_op_find("field")->run(&ctx, args, 1, NULL, &out), DAG_ERR);
     assert_string_equal(ctx.code, DAG_E_OP);
     assert_null(out);
     heap_decref(args[0]);
+}
+
+/* field(records, name) as the spec writes it, or with param name: one of
+ * the two, checked when the DAG loads; column alike. */
+static void field_and_column_take_the_name_as_an_arg_or_a_param(void **state)
+{
+    (void)state;
+    heap_obj *recs = J("[{\"spend\": 1.5}, {\"spend\": 2.5}]");
+    heap_obj *name = heap_str_from("spend");
+    heap_obj *r = ok(call("field", NULL, 2, recs, name));
+    assert_int_equal(heap_list_len(r), 2);
+    assert_true(heap_float_value(heap_list_get(r, 1)) == 2.5);
+    heap_decref(r);
+    expect_err(call("field", NULL, 2, recs, I(3)), DAG_E_TYPE, "name", "int");
+    heap_decref(recs);
+    heap_decref(name);
+
+    for (int k = 0; k < 2; k++) {
+        const dag_op *op = dag_op_find(k ? "column" : "field");
+        dag_params p = {0};
+        char err[256];
+        assert_int_equal(compile(op, "{\"name\": \"spend\"}", &p, err, sizeof err), DAG_OK);
+        assert_int_equal(op->check(1, &p, err, sizeof err), DAG_OK);
+        assert_int_equal(op->check(2, &p, err, sizeof err), DAG_ERR);
+        assert_non_null(strstr(err, "twice"));
+        dag_params_free(&p);
+        assert_int_equal(op->check(2, NULL, err, sizeof err), DAG_OK);
+        assert_int_equal(op->check(1, NULL, err, sizeof err), DAG_ERR);
+        assert_non_null(strstr(err, "needs a name"));
+    }
 }
 
 static void the_table_lists_every_op_with_its_doc(void **state)
@@ -1142,6 +1170,7 @@ int main(void)
         T(lookup_returns_the_values_themselves),
         T(lookup_names_a_missing_key),
         T(field_reads_one_field_of_each_record),
+        T(field_and_column_take_the_name_as_an_arg_or_a_param),
         T(row_sum_sums_each_row),
         T(make_record_pairs_names_with_args),
         T(column_returns_the_column),
