@@ -1078,6 +1078,7 @@ static void check_hooks_enforce_arity_and_values(void **state)
     assert_string_equal(ctx.code, DAG_E_OP);
     dag_params_free(&p);
     assert_int_equal(compile(dag_op_find("field"), NULL, &p, err, sizeof err), DAG_OK); /* the check's to refuse */
+    dag_params_free(&p);
     assert_int_equal(dag_op_find("field")->run(&ctx, args, 1, NULL, &out), DAG_ERR);
     assert_string_equal(ctx.code, DAG_E_OP);
     assert_null(out);
@@ -1089,15 +1090,11 @@ static void check_hooks_enforce_arity_and_values(void **state)
 static void field_and_column_take_the_name_as_an_arg_or_a_param(void **state)
 {
     (void)state;
-    heap_obj *recs = J("[{\"spend\": 1.5}, {\"spend\": 2.5}]");
-    heap_obj *name = heap_str_from("spend");
-    heap_obj *r = ok(call("field", NULL, 2, recs, name));
+    heap_obj *r = ok(call("field", NULL, 2, J("[{\"spend\": 1.5}, {\"spend\": 2.5}]"), S("spend")));
     assert_int_equal(heap_list_len(r), 2);
     assert_true(heap_float_value(heap_list_get(r, 1)) == 2.5);
     heap_decref(r);
-    expect_err(call("field", NULL, 2, recs, I(3)), DAG_E_TYPE, "name", "int");
-    heap_decref(recs);
-    heap_decref(name);
+    expect_err(call("field", NULL, 2, J("[{\"spend\": 1.5}]"), I(3)), DAG_E_TYPE, "name", "int");
 
     for (int k = 0; k < 2; k++) {
         const dag_op *op = dag_op_find(k ? "column" : "field");
