@@ -48,7 +48,7 @@ static int limit_check(dag_op_ctx *ctx, const char *op, uint64_t n)
     uint64_t live = heap_live_bytes(), held = live > ctx->base_bytes ? live - ctx->base_bytes : 0;
     if (ctx->max_bytes && held + 8 * n > ctx->max_bytes)
         return dag_op_fail(ctx, DAG_E_LIMIT,
-                           "%s: a result of %" PRIu64 " elements would take the run past its %" PRIu64
+                           "%s: a result of %" PRIu64 " elements would take the run past its budget of %" PRIu64
                            " bytes (max_run_bytes)",
                            op, n, ctx->max_bytes);
     return DAG_OK;

@@ -135,6 +135,8 @@ static enum MHD_Result respond_jansson(struct MHD_Connection *conn, h_req *r, js
 enum { H_STREAM_ABOVE = 256 << 10, H_STREAM_BLOCK = 16 << 10 };
 
 typedef struct h_stream {
+    h_server *server;
+    uint64_t held;  /* its result's heap bytes, counted in server->streaming_bytes */
     dag_response *resp;
     dag_writer w;   /* written, not yet handed over: from `off` */
     size_t off;
@@ -167,6 +169,7 @@ static void stream_free(void *cls)
     h_stream *st = cls;
     if (st->req)
         st->req->stream = NULL;
+    st->server->streaming_bytes -= st->held;
     dag_response_free(st->resp);
     dag_writer_free(&st->w);
     free(st);
@@ -174,7 +177,8 @@ static void stream_free(void *cls)
 
 /* Queues the response whose first part is in w (taken); the rest of it
  * comes from resp (taken) as the client reads. */
-static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag_response *resp, dag_writer *w)
+static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag_response *resp, dag_writer *w,
+                                      uint64_t held)
 {
     h_stream *st = malloc(sizeof *st);
     if (!st) {
@@ -182,7 +186,8 @@ static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag
         dag_writer_free(w);
         return MHD_NO;
     }
-    *st = (h_stream){.resp = resp, .w = *w, .more = true, .req = r};
+    *st = (h_stream){.server = r->server, .held = held, .resp = resp, .w = *w, .more = true, .req = r};
+    r->server->streaming_bytes += held;
     struct MHD_Response *resp_h =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, H_STREAM_BLOCK, stream_read, st, stream_free);
     if (!resp_h) {
@@ -227,13 +232,24 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
             return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, "line %d, column %d: %s",
                                  jerr.line, jerr.column, jerr.text);
     }
+    /* What responses still being sent hold counts against the budget: slow
+     * readers do not multiply a worker's memory by max_run_bytes. */
+    uint64_t budget = s->cfg->max_run_bytes;
+    if (s->streaming_bytes >= budget) {
+        json_decref(req);
+        return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "limit_exceeded", NULL,
+                             "responses this worker is still sending hold %" PRIu64
+                             " bytes, all of max_run_bytes (%" PRIu64 "); retry when they are read",
+                             s->streaming_bytes, budget);
+    }
     dag_run_opts opts = {.state = s->world->state,
-                         .max_bytes = s->cfg->max_run_bytes,
+                         .max_bytes = budget - s->streaming_bytes,
                          .deadline_ns = s->cfg->timeout_ms ? r->t0_ns + (uint64_t)s->cfg->timeout_ms * 1000000u : 0};
     dag_result res;
     dag_fail f = {0};
     int rc = dag_run(d, req, &opts, &res, &f);
     json_decref(req);
+    uint64_t held = rc == DAG_OK ? res.peak_bytes : 0; /* what the result holds, at most */
     dag_response *out = NULL;
     if (rc == DAG_OK && dag_response_new(d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &out, &f) != DAG_OK) {
         dag_result_free(&res);
@@ -250,7 +266,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
         dag_response_free(out);
         return respond_json(conn, r, MHD_HTTP_OK, &w);
     }
-    return respond_stream(conn, r, out, &w);
+    return respond_stream(conn, r, out, &w, held);
 }
 
 static enum MHD_Result route_dags(h_server *s, struct MHD_Connection *conn, h_req *r)

@@ -34,6 +34,9 @@ typedef struct h_server {
     uint64_t fresh;           /* connections that have not begun a request */
     uint64_t requests;        /* answered, any status */
     uint64_t errors;          /* answered with status >= 400 */
+    /* Heap bytes held by run results still being streamed to slow
+     * clients: a new run's budget is what they leave of max_run_bytes. */
+    uint64_t streaming_bytes;
     /* Called after each answered request with its status and duration. */
     void (*on_request)(void *arg, unsigned status, uint64_t duration_us);
     void *on_request_arg;

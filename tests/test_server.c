@@ -1570,6 +1570,58 @@ static long vm_hwm_kb(pid_t pid)
 
 static const char big_request[] = "{\"inputs\": {\"n\": 2000000}, \"outputs\": [\"thirds\"]}";
 
+/* Results still being streamed to clients that stopped reading count
+ * against max_run_bytes: with 40 MiB, two stalled 16 MB responses leave too
+ * little for a third run, which is refused, until they are gone. */
+static void stalled_streams_count_against_max_run_bytes(void **state)
+{
+    (void)state;
+    copy_fixtures(&T);
+    char cfg[512];
+    tmp_path(&T, "cowdag.json", cfg, sizeof cfg);
+    char *text = slurp(cfg, NULL), *at = strstr(text, "\"admin\": false,");
+    assert_non_null(at);
+    char *edited = malloc(strlen(text) + 64);
+    assert_non_null(edited);
+    snprintf(edited, strlen(text) + 64, "%.*s\"max_run_bytes\": 41943040, %s", (int)(at - text), text, at);
+    write_file(cfg, edited);
+    free(edited);
+    free(text);
+    server_start(&T.srv, cfg, 1);
+    size_t len;
+    char *req = request_text(T.srv.port, "POST", "/dags/big/run", big_request, &len);
+    int stalled[2];
+    for (int k = 0; k < 2; k++) { /* each reads the start of its answer, then stops */
+        stalled[k] = conn_open(T.srv.port);
+        assert_true(stalled[k] >= 0);
+        assert_int_equal(send_all(stalled[k], req, len), 0);
+        char buf[4096];
+        assert_true(recv(stalled[k], buf, sizeof buf, 0) > 0);
+    }
+    free(req);
+    reply r;
+    assert_int_equal(run_dag(T.srv.port, "big", big_request, &r), 0);
+    expect_error(&r, 422, "limit_exceeded");
+    print_message("%s\n", json_string_value(json_object_get(json_object_get(r.json, "error"), "message")));
+    reply_free(&r);
+    assert_int_equal(run_dag(T.srv.port, "version", "{}", &r), 0); /* small runs go on */
+    expect_status(&r, 200);
+    reply_free(&r);
+    for (int k = 0; k < 2; k++)
+        close(stalled[k]);
+    uint64_t deadline = now_ms() + 3000;
+    int status = 0;
+    while (status != 200 && now_ms() < deadline) { /* once the worker sees them gone */
+        assert_int_equal(run_dag(T.srv.port, "big", "{\"inputs\": {\"n\": 2000000}, \"outputs\": [\"thirds\"]}", &r), 0);
+        status = r.status;
+        reply_free(&r);
+        if (status != 200)
+            sleep_ms(50);
+    }
+    assert_int_equal(status, 200);
+    T.passed = true;
+}
+
 /* On a server of its own, so that the worker's peak is measured from a
  * start no earlier test has raised. */
 static void a_large_response_is_streamed_in_bounded_memory(void **state)
@@ -2283,6 +2335,7 @@ int main(void)
     const struct CMUnitTest master[] = {
         STANDALONE(gc_collect_answers_when_admin),
         STANDALONE(a_large_response_is_streamed_in_bounded_memory),
+        STANDALONE(stalled_streams_count_against_max_run_bytes),
         STANDALONE(tuned_full_collection_copies_the_tracked_pages_of_every_worker),
         STANDALONE(freeze_immortal_keeps_the_state_shared_through_10000_requests),
         STANDALONE(sigkill_of_a_worker_is_replaced_within_1s),
