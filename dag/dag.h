@@ -125,6 +125,7 @@ typedef struct dag_result {
     uint64_t nodes_executed;
     uint64_t elapsed_us;
     uint64_t peak_bytes; /* heap bytes above the run's start, at most */
+    uint64_t held_bytes; /* heap bytes above the run's start once it ended: what the outputs hold */
 } dag_result;
 
 /* Runs a request {"inputs": {...}, "overrides": {...}, "outputs": [...]}

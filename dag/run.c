@@ -402,9 +402,10 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
     }
     r.outputs = NULL;
     run_release(&r);
-    uint64_t peak = heap_peak_bytes();
+    uint64_t peak = heap_peak_bytes(), live = heap_live_bytes();
     res->nodes_executed = executed;
     res->peak_bytes = peak > base ? peak - base : 0;
+    res->held_bytes = live > base ? live - base : 0;
     res->elapsed_us = (now_ns() - t0) / 1000;
     return DAG_OK;
 }

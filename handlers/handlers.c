@@ -249,7 +249,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     dag_fail f = {0};
     int rc = dag_run(d, req, &opts, &res, &f);
     json_decref(req);
-    uint64_t held = rc == DAG_OK ? res.peak_bytes : 0; /* what the result holds, at most */
+    uint64_t held = rc == DAG_OK ? res.held_bytes : 0; /* what the outputs hold */
     dag_response *out = NULL;
     if (rc == DAG_OK && dag_response_new(d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &out, &f) != DAG_OK) {
         dag_result_free(&res);

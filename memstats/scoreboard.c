@@ -238,9 +238,17 @@ bool ms_sb_read_master(const ms_scoreboard *sb, ms_master *out)
 /* --- entries (the master's side) ----------------------------------------- */
 
 /* Everything after the counter. */
+/* Inside the master's bracket of seq.  The memory part has a counter of
+ * its own, which readers of that part go by: it is zeroed inside a bracket
+ * of that counter (mending one a dead writer left open), and the counter
+ * only ever counts up, so a read that spans a release and the next claim
+ * cannot pass for a consistent one. */
 static void zero_entry_body(ms_entry *e)
 {
-    memset((char *)e + sizeof e->seq, 0, sizeof *e - sizeof e->seq);
+    memset((char *)e + sizeof e->seq, 0, offsetof(ms_entry, mem_seq) - sizeof e->seq);
+    write_begin_owner(&e->mem_seq);
+    memset(&e->mem, 0, sizeof e->mem);
+    ms_sb_write_end(&e->mem_seq);
 }
 
 int ms_sb_claim(ms_scoreboard *sb, int slot, int generation)

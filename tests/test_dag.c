@@ -509,6 +509,30 @@ static void a_cyclic_output_is_a_type_error(void **state)
     assert_int_equal(s.objects, 0);
 }
 
+/* peak_bytes is the most the run held; held_bytes what its outputs hold
+ * once it has ended (what a server keeps while it sends them). */
+static void held_bytes_count_the_outputs_not_the_intermediates(void **state)
+{
+    (void)state;
+    dag *d = load_ok("{\"name\": \"h\", \"inputs\": {\"n\": {\"type\": \"int\"}},"
+                     " \"nodes\": {\"big\": {\"op\": \"fill\", \"args\": [\"n\", 1.0]},"
+                     " \"total\": {\"op\": \"sum\", \"args\": [\"big\"]}}}");
+    json_t *r = req("{\"inputs\": {\"n\": 100000}, \"outputs\": [\"total\"]}");
+    dag_result res;
+    dag_fail f;
+    assert_int_equal(dag_run(d, r, NULL, &res, &f), DAG_OK);
+    assert_true(res.peak_bytes >= 800000); /* the array */
+    assert_true(res.held_bytes < 256);     /* one float */
+    dag_result_free(&res);
+    json_decref(r);
+    r = req("{\"inputs\": {\"n\": 100000}, \"outputs\": [\"big\"]}");
+    assert_int_equal(dag_run(d, r, NULL, &res, &f), DAG_OK);
+    assert_true(res.held_bytes >= 800000 && res.held_bytes <= res.peak_bytes);
+    dag_result_free(&res);
+    json_decref(r);
+    dag_free(d);
+}
+
 static void a_response_in_pieces_is_the_whole_response(void **state)
 {
     (void)state;
@@ -609,6 +633,7 @@ int main(void)
         T(a_passed_deadline_stops_the_run),
         T(response_has_outputs_and_stats_with_nan_as_null),
         T(a_cyclic_output_is_a_type_error),
+        T(held_bytes_count_the_outputs_not_the_intermediates),
         T(a_response_in_pieces_is_the_whole_response),
         T(a_cyclic_output_is_refused_before_a_response_starts),
         T(description_lists_inputs_outputs_and_nodes),

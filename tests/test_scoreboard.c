@@ -250,6 +250,15 @@ static bool all_zero(const void *p, size_t n)
     return true;
 }
 
+/* Whether an entry's figures are zero from `from` on: the worker's part up
+ * to the memory counter, and the memory sample (the counter only counts
+ * up, and must be even). */
+static bool figures_zero(const ms_entry *e, size_t from)
+{
+    return all_zero((const char *)e + from, offsetof(ms_entry, mem_seq) - from) && e->mem_seq % 2 == 0 &&
+           all_zero(&e->mem, sizeof e->mem);
+}
+
 /* ---- creation, claiming, freeing ----------------------------------------- */
 
 static void test_create_is_zeroed_and_free(void **state)
@@ -288,7 +297,7 @@ static void test_claim_sets_identity_and_zero_figures(void **state)
     assert_int_equal(e.seq % 2, 0);
     assert_true(e.seq > 0); /* the claim was bracketed */
     assert_int_equal(e.requests, 0);
-    assert_true(all_zero(&e.requests, sizeof e - offsetof(ms_entry, requests)));
+    assert_true(figures_zero(&e, offsetof(ms_entry, requests)));
 
     ms_sb_set_pid(sb, i, 4242);
     ms_sb_set_status(sb, i, MS_READY);
@@ -378,7 +387,7 @@ static void test_release_zeroes_then_claim_reuses(void **state)
     assert_int_equal(e.status, MS_FREE);
     assert_true(e.seq > seq_before);
     assert_int_equal(e.seq % 2, 0);
-    assert_true(all_zero((char *)&e + sizeof e.seq, sizeof e - sizeof e.seq));
+    assert_true(figures_zero(&e, sizeof e.seq));
 
     assert_int_equal(ms_sb_claim(sb, 3, 2), i);
     assert_true(ms_sb_read_entry(sb, i, &e));
@@ -408,7 +417,7 @@ static void test_claim_zeroes_stale_figures(void **state)
     assert_true(ms_sb_read_entry(sb, 0, &e));
     assert_int_equal(e.pid, 0);
     assert_true(e.started_ms > 0);
-    assert_true(all_zero(&e.requests, sizeof e - offsetof(ms_entry, requests)));
+    assert_true(figures_zero(&e, offsetof(ms_entry, requests)));
 }
 
 static void test_bad_index_or_null_is_harmless(void **state)
@@ -849,7 +858,7 @@ static void test_fork_entry_reads_are_consistent(void **state)
     assert_int_equal(copy.seq, 2 + 2 * (uint64_t)ENTRY_UPDATES + 2); /* claim, fill, updates */
     fref mrefs[MAX_REFS];
     assert_true(refs_hold(mrefs, mem_refs(&copy, mrefs), 3 * (uint64_t)ENTRY_UPDATES));
-    assert_int_equal(copy.mem_seq, 2 * (uint64_t)ENTRY_UPDATES);
+    assert_int_equal(copy.mem_seq, 2 + 2 * (uint64_t)ENTRY_UPDATES); /* the claim's zeroing, the updates */
 }
 
 static void test_fork_master_reads_are_consistent(void **state)
@@ -907,6 +916,55 @@ static void check_identity(const void *copy, reads *r)
 /* Two writers on one entry, as in the server: its worker brackets its
  * figures while the master sets pid and status.  The worker's copies must
  * stay consistent (the master's updates must not break its brackets). */
+/* The master releases and claims an entry again and again (zeroing it),
+ * and each holder writes one memory sample of its own value in between: a
+ * reader's copy of the sample holds one value throughout, never a mix of
+ * an old sample and the zeroing. */
+static void test_fork_release_and_claim_never_tear_the_sample(void **state)
+{
+    ms_scoreboard *sb = *state;
+    ctl *c = ctl_create();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        wait_flag(&c->go);
+        for (uint64_t k = 1; !ctl_get(&c->stop) && k < 100000000u; k++) {
+            int i = ms_sb_claim(sb, 0, 0);
+            if (i != 0)
+                _exit(3);
+            ms_entry *e = &sb->entries[i];
+            fref refs[MAX_REFS];
+            size_t n = mem_refs(e, refs);
+            ms_sb_write_begin(&e->mem_seq);
+            set_refs(refs, n, k);
+            ms_sb_write_end(&e->mem_seq);
+            ms_sb_release(sb, i);
+        }
+        _exit(0);
+    }
+    ctl_set(&c->go);
+    uint64_t until = now_ms() + 400, reads = 0, torn = 0, nonzero = 0;
+    ms_entry copy;
+    fref refs[MAX_REFS];
+    size_t n = mem_refs(&copy, refs);
+    while (now_ms() < until) {
+        if (!ms_sb_read_entry(sb, 0, &copy))
+            continue;
+        reads++;
+        uint64_t k = ref_u64(&refs[0]);
+        nonzero += k != 0;
+        if (!refs_hold(refs, n, k))
+            torn++;
+    }
+    ctl_set(&c->stop);
+    assert_child_ok(pid);
+    munmap(c, sizeof *c);
+    print_message("    %llu reads, %llu of a sample, %llu torn\n", (unsigned long long)reads,
+                  (unsigned long long)nonzero, (unsigned long long)torn);
+    assert_int_equal(torn, 0);
+    assert_true(nonzero > 0); /* the reads did meet samples */
+}
+
 static void test_fork_master_sets_status_while_worker_writes(void **state)
 {
     ms_scoreboard *sb = *state;
@@ -989,6 +1047,7 @@ int main(void)
                                         sb_teardown),
         cmocka_unit_test_setup_teardown(test_fork_master_reads_are_consistent, sb_setup,
                                         sb_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_release_and_claim_never_tear_the_sample, sb_setup, sb_teardown),
         cmocka_unit_test_setup_teardown(test_fork_master_sets_status_while_worker_writes,
                                         sb_setup, sb_teardown),
     };

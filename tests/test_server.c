@@ -1156,8 +1156,8 @@ typedef struct span {
     unsigned long long start, end;
 } span;
 
-/* The state's address ranges, from GET /admin/regions (admin configs). */
-static int state_ranges(int port, span *out, int cap)
+/* The regions as GET /admin/regions lists them. */
+static int state_regions(int port, span *out, int cap)
 {
     reply r;
     assert_int_equal(http(port, "GET", "/admin/regions", NULL, &r), 0);
@@ -1175,6 +1175,30 @@ static int state_ranges(int port, span *out, int cap)
     reply_free(&r);
     return n;
 }
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The state's address ranges, from GET /admin/regions (admin configs),
+ * sorted, and touching ones joined: two regions mapped side by side with
+ * the same flags are one mapping to the kernel (smaps shows them as one). */
+static int state_ranges(int port, span *out, int cap)
+{
+    int n = state_regions(port, out, cap);
+    qsort(out, (size_t)n, sizeof *out, cmp_span);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m && out[m - 1].end == out[i].start)
+            out[m - 1].end = out[i].end;
+        else
+            out[m++] = out[i];
+    }
+    return m;
+}
+
 
 static bool inside(const span *ranges, int n, unsigned long long lo, unsigned long long hi)
 {
@@ -1943,6 +1967,19 @@ static void an_address_in_use_fails_before_the_state_loads(void **state)
 #define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 60}}"
 #endif
 
+/* Reads the reply to a long run: waits for it up to 60 s first (the
+ * usual receive timeout is for servers that hang, not for slow runs). */
+static void expect_long_run_ok(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 60000), 1);
+    reply r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(conn_read_reply(fd, &r), 0);
+    expect_status(&r, 200);
+    reply_free(&r);
+}
+
 /* A worker busy with a long run still has a fresh memory sample: its
  * sampling thread writes it to the scoreboard without waiting for the
  * worker's loop. */
@@ -1958,32 +1995,41 @@ static void a_busy_worker_keeps_its_memory_sample_fresh(void **state)
     char *req = request_text(T.srv.port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
     assert_int_equal(send_all(fd, req, len), 0);
     free(req);
-    sleep_ms(2500); /* 2.5 intervals into the run */
     uint64_t t0 = now_ms();
-    reply r;
-    assert_int_equal(http(T.srv.port, "GET", "/stats", NULL, &r), 0);
-    uint64_t took = now_ms() - t0;
-    expect_status(&r, 200);
+    /* GET /stats from the other worker while the run goes on; judge the
+     * copies taken 1.5 intervals into it or later, when a sample published
+     * only between requests would be that old. */
+    long long oldest = -1;
+    int judged = 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 0), 0); /* the run is still going */
-    long long oldest = 0;
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(r.json, "workers"), i, w)
-    {
-        json_t *ago = json_object_get(w, "sampled_ms_ago");
-        assert_true(json_is_integer(ago));
-        if (json_integer_value(ago) > oldest)
-            oldest = json_integer_value(ago);
+    while (poll(&p, 1, 250) == 0) {
+        reply r;
+        assert_int_equal(http(T.srv.port, "GET", "/stats", NULL, &r), 0);
+        expect_status(&r, 200);
+        bool running = poll(&p, 1, 0) == 0;
+        if (running && now_ms() - t0 >= 1500) {
+            judged++;
+            size_t i;
+            json_t *w;
+            json_array_foreach(json_object_get(r.json, "workers"), i, w)
+            {
+                json_t *ago = json_object_get(w, "sampled_ms_ago");
+                assert_true(json_is_integer(ago));
+                if (json_integer_value(ago) > oldest)
+                    oldest = json_integer_value(ago);
+            }
+        }
+        reply_free(&r);
     }
-    print_message("GET /stats took %llu ms during the run; the oldest sample was %lld ms old\n",
-                  (unsigned long long)took, oldest);
+    print_message("%d copies of /stats judged during a %llu ms run; the oldest sample was %lld ms old\n", judged,
+                  (unsigned long long)(now_ms() - t0), oldest);
+    if (judged == 0) {
+        close(fd);
+        T.passed = true;
+        skip(); /* a machine fast enough to finish the run in 1.5 s: nothing to judge */
+    }
     assert_true(oldest <= 1000 + 500); /* stats_interval_ms 1000, and some slack */
-    reply_free(&r);
-    memset(&r, 0, sizeof r);
-    assert_int_equal(conn_read_reply(fd, &r), 0); /* the run ends well */
-    expect_status(&r, 200);
-    reply_free(&r);
+    expect_long_run_ok(fd);
     close(fd);
     T.passed = true;
 }
@@ -2019,10 +2065,7 @@ static void a_busy_retiring_worker_reports_draining(void **state)
     assert_non_null(status);
     assert_string_equal(status, "draining");
     reply_free(&r);
-    memset(&r, 0, sizeof r);
-    assert_int_equal(conn_read_reply(fd, &r), 0); /* and it finishes its run */
-    expect_status(&r, 200);
-    reply_free(&r);
+    expect_long_run_ok(fd); /* and it finishes its run */
     close(fd);
     T.passed = true;
 }
