@@ -163,7 +163,13 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
     srv_sampler *sampler = srv_sampler_start(a->cfg->stats_interval_ms, b.e);
     uint64_t samples_seen = 0;
     ms_sb_set_conns(b.sb, a->slot, 0);
-    publish_status(&b, MS_READY);
+    /* Ready, unless told to stop already: the master marks a worker it
+     * stops draining, which this must not undo (the signal is pending:
+     * SIGTERM and SIGINT are blocked until the loop waits). */
+    sigset_t pending;
+    sigpending(&pending);
+    if (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT))
+        publish_status(&b, MS_READY);
     if (a->ready_fd >= 0) {
         (void)!write(a->ready_fd, "r", 1);
         close(a->ready_fd);
