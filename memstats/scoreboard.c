@@ -237,12 +237,11 @@ bool ms_sb_read_master(const ms_scoreboard *sb, ms_master *out)
 
 /* --- entries (the master's side) ----------------------------------------- */
 
-/* Everything after the counter. */
-/* Inside the master's bracket of seq.  The memory part has a counter of
- * its own, which readers of that part go by: it is zeroed inside a bracket
- * of that counter (mending one a dead writer left open), and the counter
- * only ever counts up, so a read that spans a release and the next claim
- * cannot pass for a consistent one. */
+/* Everything after the counter, inside the master's bracket of seq.  The
+ * memory part has a counter of its own, which readers of that part go by:
+ * it is zeroed inside a bracket of that counter (mending one a dead writer
+ * left open), and the counter only ever counts up, so a read that spans a
+ * release and the next claim cannot pass for a consistent one. */
 static void zero_entry_body(ms_entry *e)
 {
     memset((char *)e + sizeof e->seq, 0, offsetof(ms_entry, mem_seq) - sizeof e->seq);

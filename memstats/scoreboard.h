@@ -16,11 +16,12 @@
  *
  * Who writes what: a worker writes its own entry, inside the write
  * bracket -- its loop everything but the memory sample, its sampling
- * thread the sample, in a bracket of mem_seq; the master writes the master part, and an entry only when no
- * worker can be writing it (ms_sb_claim before the fork, ms_sb_release after
- * the reap, which also repairs a bracket its dead writer left open) or with
- * ms_sb_set_pid / ms_sb_set_status, which are safe while the worker writes
- * and must never be replaced by a bracket of the master's own.
+ * thread the sample, in a bracket of mem_seq; the master writes the master
+ * part, and an entry only when no worker can be writing it (ms_sb_claim
+ * before the fork, ms_sb_release after the reap, which also repairs a
+ * bracket its dead writer left open) or with ms_sb_set_pid /
+ * ms_sb_set_status, which are safe while the worker writes and must never
+ * be replaced by a bracket of the master's own.
  */
 #ifndef COWDAG_SCOREBOARD_H
 #define COWDAG_SCOREBOARD_H

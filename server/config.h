@@ -38,7 +38,7 @@ typedef struct srv_config {
     int workers;
     uint64_t max_requests;   /* 0: never recycle */
     uint64_t max_body_bytes;
-    uint64_t max_run_bytes;  /* heap bytes a run may hold, less what responses still being sent hold (an extension) */
+    uint64_t max_run_bytes;  /* heap bytes a run may hold, less what responses being sent hold (an extension) */
     int timeout_ms;
     int graceful_timeout_ms;
     int stats_interval_ms;
