@@ -80,9 +80,15 @@ $(BUILD)/%.o: %.cc
 $(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ)
+# What the suites share (tests/support.h), linked into each of them.
+TEST_SUPPORT_OBJ := $(BUILD)/tests-support/support.o
+$(TEST_SUPPORT_OBJ): tests/support.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) $(TEST_SUPPORT_OBJ) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

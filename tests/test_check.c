@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support.h"
+
 #include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
@@ -47,59 +49,6 @@ static char workdir[] = "/tmp/cowdag-test-check-XXXXXX";
 static bool have_workdir;
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static const char *cowdag_bin(void)
-{
-    const char *b = getenv("COWDAG");
-    return b && *b ? b : "build/cowdag";
-}
-
-static char *dup_or_die(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fputs("test_check: out of memory\n", stderr);
-        exit(2);
-    }
-    return d;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fputs("test_check: out of memory\n", stderr);
-        exit(2);
-    }
-    return s;
-}
-
-/* s between single quotes, for sh. */
-static char *sh_quote(const char *s)
-{
-    size_t n = 3;
-    for (const char *p = s; *p; p++)
-        n += *p == '\'' ? 4 : 1;
-    char *q = malloc(n), *o = q;
-    assert_non_null(q);
-    *o++ = '\'';
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'') {
-            memcpy(o, "'\\''", 4);
-            o += 4;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o++ = '\'';
-    *o = '\0';
-    return q;
-}
 
 static bool is_regular_file(const char *path)
 {

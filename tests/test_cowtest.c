@@ -14,11 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-static const char *cowdag(void)
-{
-    const char *b = getenv("COWDAG");
-    return b ? b : "build/cowdag";
-}
+#include "tests/support.h"
 
 static unsigned long records(void)
 {
@@ -30,7 +26,7 @@ static unsigned long records(void)
 static json_t *cowtest(const char *args, int *status)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s cowtest --records %lu %s", cowdag(), records(), args);
+    snprintf(cmd, sizeof cmd, "%s cowtest --records %lu %s", cowdag_bin(), records(), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char *line = NULL;

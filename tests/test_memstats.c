@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "tests/support.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,17 +64,6 @@ static void assert_fixture_values(const ms_rollup *r)
     assert_int_equal(r->private_dirty_bytes, 208 * KB);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = calloc(1, 65536);
-    assert_non_null(f);
-    assert_non_null(buf);
-    *len = fread(buf, 1, 65535, f);
-    fclose(f);
-    return buf;
-}
-
 /* Maps n private anonymous small pages (no THP, so no huge zero page). */
 static char *map_pages(size_t n)
 {
@@ -90,6 +81,7 @@ static void test_rollup_parse_real_fixture_gives_exact_bytes(void **state)
     ms_rollup r;
     size_t len;
     char *text = slurp(ROLLUP_FIXTURE, &len);
+    assert_non_null(text);
     (void)state;
     assert_int_equal(ms_rollup_parse(text, len, &r), MS_OK);
     assert_fixture_values(&r);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support.h"
+
 #include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
@@ -50,80 +52,6 @@ static char *stderr_path, *pid_path;
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static const char *cowdag_bin(void)
-{
-    const char *b = getenv("COWDAG");
-    return b && *b ? b : "build/cowdag";
-}
-
-static char *dup_or_die(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fputs("test_run: out of memory\n", stderr);
-        exit(2);
-    }
-    return d;
-}
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fputs("test_run: out of memory\n", stderr);
-        exit(2);
-    }
-    return s;
-}
-
-/* s between single quotes, for sh. */
-static char *sh_quote(const char *s)
-{
-    size_t n = 3;
-    for (const char *p = s; *p; p++)
-        n += *p == '\'' ? 4 : 1;
-    char *q = malloc(n), *o = q;
-    assert_non_null(q);
-    *o++ = '\'';
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'') {
-            memcpy(o, "'\\''", 4);
-            o += 4;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o++ = '\'';
-    *o = '\0';
-    return q;
-}
-
-/* The whole of a file, NUL-terminated; NULL if it cannot be read. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t len = 0, cap = 4096;
-    char *s = malloc(cap);
-    assert_non_null(s);
-    size_t got;
-    while ((got = fread(s + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            s = realloc(s, cap *= 2);
-            assert_non_null(s);
-        }
-    }
-    s[len] = '\0';
-    fclose(f);
-    return s;
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -233,10 +161,10 @@ static run_result run_cowdag(const char *arg, ...)
     if (strlen(r.out) != len)
         fail_msg("%s: stdout holds a NUL byte", r.cmd);
     r.status = pclose(p);
-    r.err = slurp(stderr_path);
+    r.err = slurp(stderr_path, NULL);
     if (!r.err)
         fail_msg("%s: no stderr file (did the shell start?)", r.cmd);
-    char *pid = slurp(pid_path);
+    char *pid = slurp(pid_path, NULL);
     r.pid = pid ? strtol(pid, NULL, 10) : -1;
     free(pid);
     return r;
@@ -487,7 +415,7 @@ static void test_marketing_default_outputs(void **state)
 static void test_inline_inputs_same_outputs(void **state)
 {
     (void)state;
-    char *text = slurp(MARKETING_INPUTS);
+    char *text = slurp(MARKETING_INPUTS, NULL);
     assert_non_null(text);
     json_t *in = marketing_inputs();
     char *compact = json_dumps(in, JSON_COMPACT | JSON_SORT_KEYS); /* other layout, other key order */

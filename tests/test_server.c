@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -54,32 +56,6 @@ static void sleep_ms(unsigned ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static const char *cowdag_bin(void)
-{
-    const char *b = getenv("COWDAG");
-    return b && *b ? b : "build/cowdag";
-}
-
-/* The whole file, NUL-terminated (NULL if unreadable). */
-static char *slurp(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2)
-            buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (len_out)
-        *len_out = len;
-    return buf;
 }
 
 /* Replaces a file in one step (write aside, rename), so the server never
