@@ -1,10 +1,12 @@
 /* support.c: helpers the test suites share (tests/support.h). */
 #include "tests/support.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *or_die(void *p)
 {
@@ -70,4 +72,21 @@ char *slurp(const char *path, size_t *len)
     if (len)
         *len = n;
     return buf;
+}
+
+int remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char *path = dup_printf("%s/%s", dir, e->d_name);
+            unlink(path);
+            free(path);
+        }
+        closedir(d);
+    }
+    return rmdir(dir) == 0 ? 0 : -1;
 }

@@ -20,4 +20,8 @@ char *sh_quote(const char *s);
  * len is not NULL; NULL if it cannot be read. */
 char *slurp(const char *path, size_t *len);
 
+/* Removes a folder that holds only files (a suite's work folder); 0 on
+ * success. */
+int remove_flat_dir(const char *dir);
+
 #endif

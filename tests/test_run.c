@@ -837,19 +837,7 @@ static int remove_workdir(void **state)
     free(pid_path);
     if (!have_workdir)
         return 0;
-    DIR *dir = opendir(workdir);
-    if (dir) {
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char *path = dup_printf("%s/%s", workdir, e->d_name);
-            unlink(path);
-            free(path);
-        }
-        closedir(dir);
-    }
-    return rmdir(workdir) == 0 ? 0 : -1;
+    return remove_flat_dir(workdir);
 }
 
 int main(void)
