@@ -13,7 +13,6 @@
 
 #include "tests/support.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
