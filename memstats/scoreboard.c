@@ -312,6 +312,19 @@ ms_status ms_sb_status(const ms_scoreboard *sb, int index)
 
 /* Called once the entry's process is reaped: it writes no more, and if it
  * died mid-bracket the odd counter is mended here. */
+int ms_sb_find_pid(const ms_scoreboard *sb, int pid)
+{
+    if (!sb || pid <= 0)
+        return -1;
+    for (int i = 0; i < MS_SB_ENTRIES; i++) {
+        const ms_entry *e = &sb->entries[i];
+        if (__atomic_load_n(&e->status, __ATOMIC_RELAXED) != MS_FREE &&
+            __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == pid)
+            return i;
+    }
+    return -1;
+}
+
 void ms_sb_release(ms_scoreboard *sb, int index)
 {
     if (!sb || index < 0 || index >= MS_SB_ENTRIES)

@@ -132,6 +132,8 @@ int ms_sb_claim(ms_scoreboard *sb, int slot, int generation);
 void ms_sb_set_pid(ms_scoreboard *sb, int index, int pid);
 void ms_sb_set_status(ms_scoreboard *sb, int index, ms_status status);
 void ms_sb_release(ms_scoreboard *sb, int index); /* back to MS_FREE */
+/* The index of the claimed entry whose pid is `pid`, or -1. */
+int ms_sb_find_pid(const ms_scoreboard *sb, int pid);
 /* One entry's status, read alone (no copy of the entry). */
 ms_status ms_sb_status(const ms_scoreboard *sb, int index);
 

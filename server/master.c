@@ -425,8 +425,12 @@ static void reap(master *m)
                      (unsigned long long)delay);
             }
         }
-        if (!found)
-            mlog("unknown child %d %s", (int)pid, how(status, why, sizeof why));
+        if (!found) { /* a worker killed untracked (too many retiring at once): free its entry */
+            int e = ms_sb_find_pid(m->sb, (int)pid);
+            if (e >= 0)
+                ms_sb_release(m->sb, e);
+            mlog("%s child %d %s", e >= 0 ? "untracked" : "unknown", (int)pid, how(status, why, sizeof why));
+        }
     }
 }
 

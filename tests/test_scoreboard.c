@@ -420,6 +420,21 @@ static void test_claim_zeroes_stale_figures(void **state)
     assert_true(figures_zero(&e, offsetof(ms_entry, requests)));
 }
 
+static void test_find_pid_finds_claimed_entries_only(void **state)
+{
+    ms_scoreboard *sb = *state;
+    int a = ms_sb_claim(sb, 0, 1), b = ms_sb_claim(sb, 1, 1);
+    ms_sb_set_pid(sb, a, 4100);
+    ms_sb_set_pid(sb, b, 4200);
+    assert_int_equal(ms_sb_find_pid(sb, 4200), b);
+    assert_int_equal(ms_sb_find_pid(sb, 4100), a);
+    assert_int_equal(ms_sb_find_pid(sb, 4300), -1);
+    assert_int_equal(ms_sb_find_pid(sb, 0), -1); /* free entries hold pid 0 */
+    ms_sb_release(sb, b);
+    assert_int_equal(ms_sb_find_pid(sb, 4200), -1);
+    assert_int_equal(ms_sb_find_pid(NULL, 4100), -1);
+}
+
 static void test_bad_index_or_null_is_harmless(void **state)
 {
     ms_scoreboard *sb = *state;
@@ -1025,6 +1040,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_zeroes_then_claim_reuses, sb_setup,
                                         sb_teardown),
         cmocka_unit_test_setup_teardown(test_claim_zeroes_stale_figures, sb_setup, sb_teardown),
+        cmocka_unit_test_setup_teardown(test_find_pid_finds_claimed_entries_only, sb_setup, sb_teardown),
         cmocka_unit_test_setup_teardown(test_bad_index_or_null_is_harmless, sb_setup,
                                         sb_teardown),
         cmocka_unit_test(test_status_names),
