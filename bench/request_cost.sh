@@ -3,7 +3,8 @@
 # load of bench/load.sh (wrk -t2 -c8, 2 workers, DURATION s each), the
 # workers' CPU per request, user and kernel, and their context switches per
 # request, for: the bare libmicrohttpd server (GET, and the load's POSTs,
-# answered with its fixed body); cowdag answering the
+# answered with its fixed body, without and with parsing them with
+# jansson); cowdag answering the
 # same POSTs with a 404 (HTTP, body read, error JSON: no run); customer_score
 # with 1 id; with 32 ids (the load benchmark); and with 32 ids when the
 # workers run at nice -5 (as root only: fewer preemptions by wrk, which
@@ -52,6 +53,10 @@ echo "|---|---|---|---|---|---|"
 sleep 0.5
 measure "bare server, GET" $bare "http://127.0.0.1:$BARE_PORT/"
 measure "bare server, the load's POSTs" $bare "http://127.0.0.1:$BARE_PORT/" -s bench/score.lua
+kill $bare; wait $bare 2>/dev/null || true
+"$B/bench/bare_server" $BARE_PORT 2 parse & bare=$!
+sleep 0.5
+measure "bare server, the load's POSTs parsed with jansson" $bare "http://127.0.0.1:$BARE_PORT/" -s bench/score.lua
 kill $bare; wait $bare 2>/dev/null || true
 
 "$B/cowdag" serve -c bench/cowdag-bench.json 2> "$tmp/log" & srv=$!
