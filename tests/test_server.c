@@ -1570,23 +1570,49 @@ static long vm_hwm_kb(pid_t pid)
 
 static const char big_request[] = "{\"inputs\": {\"n\": 2000000}, \"outputs\": [\"thirds\"]}";
 
+/* A run of the slow DAG that lasts a few seconds: 60 MiB down its chain,
+ * 20 under AddressSanitizer, which makes it three times slower. */
+#ifdef __SANITIZE_ADDRESS__
+#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 20}}"
+#else
+#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 60}}"
+#endif
+
+/* Copies the fixtures to T's folder and writes into its cowdag.json the
+ * text `to` in place of `from` (which must be there); *cfg gets its path. */
+static void edited_fixture_config(const char *from, const char *to, char *cfg, size_t cap)
+{
+    copy_fixtures(&T);
+    tmp_path(&T, "cowdag.json", cfg, cap);
+    char *text = slurp(cfg, NULL), *at = text ? strstr(text, from) : NULL;
+    assert_non_null(at);
+    char *edited = dup_printf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    write_file(cfg, edited);
+    free(edited);
+    free(text);
+}
+
+/* Sends a run of the slow DAG that lasts seconds on a new connection;
+ * returns the connection, its answer still to come. */
+static int start_long_run(int port)
+{
+    int fd = conn_open(port);
+    assert_true(fd >= 0);
+    size_t len;
+    char *req = request_text(port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
+    assert_int_equal(send_all(fd, req, len), 0);
+    free(req);
+    return fd;
+}
+
 /* Results still being streamed to clients that stopped reading count
  * against max_run_bytes: with 40 MiB, two stalled 16 MB responses leave too
  * little for a third run, which is refused, until they are gone. */
 static void stalled_streams_count_against_max_run_bytes(void **state)
 {
     (void)state;
-    copy_fixtures(&T);
     char cfg[512];
-    tmp_path(&T, "cowdag.json", cfg, sizeof cfg);
-    char *text = slurp(cfg, NULL), *at = strstr(text, "\"admin\": false,");
-    assert_non_null(at);
-    char *edited = malloc(strlen(text) + 64);
-    assert_non_null(edited);
-    snprintf(edited, strlen(text) + 64, "%.*s\"max_run_bytes\": 41943040, %s", (int)(at - text), text, at);
-    write_file(cfg, edited);
-    free(edited);
-    free(text);
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"max_run_bytes\": 41943040,", cfg, sizeof cfg);
     server_start(&T.srv, cfg, 1);
     size_t len;
     char *req = request_text(T.srv.port, "POST", "/dags/big/run", big_request, &len);
@@ -1825,15 +1851,8 @@ static const char version_dag[] = "{\n"
 static void sigterm_with_a_stalled_client_lets_the_worker_leave_by_itself(void **state)
 {
     (void)state;
-    copy_fixtures(&T);
     char cfg[512];
-    tmp_path(&T, "cowdag.json", cfg, sizeof cfg);
-    char *text = slurp(cfg, NULL);
-    char *at = strstr(text, "\"graceful_timeout_ms\": 5000");
-    assert_non_null(at);
-    memcpy(at, "\"graceful_timeout_ms\": 1000", strlen("\"graceful_timeout_ms\": 1000"));
-    write_file(cfg, text);
-    free(text);
+    edited_fixture_config("\"graceful_timeout_ms\": 5000", "\"graceful_timeout_ms\": 1000", cfg, sizeof cfg);
     server_start(&T.srv, cfg, 1);
     int fd = conn_open(T.srv.port);
     assert_true(fd >= 0);
@@ -1879,18 +1898,8 @@ static int nice_of(pid_t pid)
 static void worker_priority_sets_the_workers_nice_value(void **state)
 {
     (void)state;
-    copy_fixtures(&T);
     char cfg[512];
-    tmp_path(&T, "cowdag.json", cfg, sizeof cfg);
-    char *text = slurp(cfg, NULL), *at = strstr(text, "\"admin\": false,");
-    assert_non_null(at);
-    size_t head = (size_t)(at - text);
-    char *edited = malloc(strlen(text) + 64);
-    assert_non_null(edited);
-    snprintf(edited, strlen(text) + 64, "%.*s\"worker_priority\": 7, %s", (int)head, text, at);
-    write_file(cfg, edited);
-    free(edited);
-    free(text);
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"worker_priority\": 7,", cfg, sizeof cfg);
     server_start(&T.srv, cfg, 2);
     pid_t kids[MAX_PIDS];
     assert_int_equal(wait_workers(&T.srv, 2, 5000, kids), 2);
@@ -1935,13 +1944,6 @@ static void an_address_in_use_fails_before_the_state_loads(void **state)
     T.passed = true;
 }
 
-/* A run of the slow DAG that lasts a few seconds: 60 MiB down its chain,
- * 20 under AddressSanitizer, which makes it three times slower. */
-#ifdef __SANITIZE_ADDRESS__
-#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 20}}"
-#else
-#define SECONDS_LONG_RUN "{\"inputs\": {\"size_mb\": 60}}"
-#endif
 
 /* Reads the reply to a long run: waits for it up to 60 s first (the
  * usual receive timeout is for servers that hang, not for slow runs). */
@@ -1965,12 +1967,7 @@ static void a_busy_worker_keeps_its_memory_sample_fresh(void **state)
     server_start(&T.srv, FIXTURES "/cowdag.json", 2);
     json_t *doc = stats_sampled(T.srv.port, 2); /* both have a first sample */
     json_decref(doc);
-    int fd = conn_open(T.srv.port);
-    assert_true(fd >= 0);
-    size_t len;
-    char *req = request_text(T.srv.port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
-    assert_int_equal(send_all(fd, req, len), 0);
-    free(req);
+    int fd = start_long_run(T.srv.port);
     uint64_t t0 = now_ms();
     /* GET /stats from the other worker while the run goes on; judge the
      * copies taken 1.5 intervals into it or later, when a sample published
@@ -2018,12 +2015,7 @@ static void a_busy_retiring_worker_reports_draining(void **state)
     server_start(&T.srv, FIXTURES "/cowdag.json", 1);
     pid_t old[MAX_PIDS];
     assert_int_equal(wait_workers(&T.srv, 1, 5000, old), 1);
-    int fd = conn_open(T.srv.port);
-    assert_true(fd >= 0);
-    size_t len;
-    char *req = request_text(T.srv.port, "POST", "/dags/slow/run", SECONDS_LONG_RUN, &len);
-    assert_int_equal(send_all(fd, req, len), 0);
-    free(req);
+    int fd = start_long_run(T.srv.port);
     sleep_ms(300); /* the run is under way */
     assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
     assert_true(wait_log(&T.srv, "generation 2 serving", 5000));
