@@ -40,7 +40,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test unit-tests stress-tests cowtest-tests asan run bench bench-cow clean
+.PHONY: all deps deps-bench install-debs test asan run bench bench-cow clean
 
 all: deps $(BUILD)/cowdag
 
@@ -95,23 +95,20 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
 # --- tests --------------------------------------------------------------------
-# Unit tests, then the same heap and collector suites with a collection on
-# every allocation, then the copy-on-write bounds of `cowdag cowtest`.
+# Unit and integration suites, then the heap and collector suites again with
+# a collection on every allocation, then the copy-on-write bounds of
+# `cowdag cowtest`.  tests/run.sh runs every one even when one fails, names
+# each failed test and ends with the line "N passed, N failed"; each suite's
+# output is also kept in $(BUILD)/test-logs/.
 
 COWTEST_RECORDS ?= 300000
+STRESS_BINS := $(BUILD)/tests/test_heap $(BUILD)/tests/test_gc
+TEST_RUNS = $(foreach t,$(TEST_BINS),COWDAG=$(BUILD)/cowdag+$(t)) \
+            $(foreach t,$(STRESS_BINS),COWDAG_GC_STRESS=1+$(t)) \
+            COWDAG=$(BUILD)/cowdag+COWTEST_RECORDS=$(COWTEST_RECORDS)+$(BUILD)/tests/test_cowtest
 
 test: all $(TEST_BINS) $(BUILD)/tests/test_cowtest
-	@$(MAKE) --no-print-directory unit-tests stress-tests cowtest-tests
-
-unit-tests: $(TEST_BINS) $(BUILD)/cowdag
-	@set -e; for t in $(TEST_BINS); do echo "== $$t"; COWDAG=$(BUILD)/cowdag $$t; done
-
-stress-tests: $(BUILD)/tests/test_heap $(BUILD)/tests/test_gc
-	@set -e; for t in $^; do echo "== $$t (COWDAG_GC_STRESS=1)"; COWDAG_GC_STRESS=1 $$t; done
-
-cowtest-tests: $(BUILD)/cowdag $(BUILD)/tests/test_cowtest
-	@echo "== $(BUILD)/tests/test_cowtest ($(COWTEST_RECORDS) records)"
-	@COWDAG=$(BUILD)/cowdag COWTEST_RECORDS=$(COWTEST_RECORDS) $(BUILD)/tests/test_cowtest
+	@sh tests/run.sh $(BUILD)/test-logs $(TEST_RUNS)
 
 # The sanitizer build: the same tests under ASan and UBSan.
 asan: deps

@@ -720,6 +720,8 @@ static void scale(master *m)
             *s = (slot){.sb_index = -1};
             m->nslots--;
             mlog("SIGTTOU: %d workers", m->nslots);
+        } else {
+            mlog("SIGTTOU: 1 worker, the least; it stays");
         }
     }
 }
