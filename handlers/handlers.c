@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, h_req *r, unsigned s
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (close_after || *r->server->phase != H_SERVING)
+    if (close_after || *r->server->phase != H_SERVING || r->server->cfg->keepalive_timeout_ms == 0)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
@@ -102,7 +103,8 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn, h_req *r, unsi
     size_t len;
     char *body = dag_writer_take(&w, &len);
     /* A body we did not read leaves the connection unusable: close it. */
-    return respond(conn, r, status, "application/json", body, len, status == MHD_HTTP_CONTENT_TOO_LARGE);
+    bool unread = status == MHD_HTTP_CONTENT_TOO_LARGE || strcmp(code, "bad_request") == 0;
+    return respond(conn, r, status, "application/json", body, len, unread);
 }
 
 static enum MHD_Result respond_text(struct MHD_Connection *conn, h_req *r, unsigned status, const char *type,
@@ -196,7 +198,7 @@ static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag
     }
     r->stream = st;
     MHD_add_response_header(resp_h, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (*r->server->phase != H_SERVING)
+    if (*r->server->phase != H_SERVING || r->server->cfg->keepalive_timeout_ms == 0)
         MHD_add_response_header(resp_h, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp_h);
     MHD_destroy_response(resp_h);
@@ -227,10 +229,16 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     json_t *req = NULL;
     if (r->len) {
         json_error_t jerr;
-        req = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+        req = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!req)
             return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, "line %d, column %d: %s",
                                  jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(req)) { /* JSON, of the wrong type: whatever the type, one fault */
+            const char *kind = dag_json_kind(req);
+            json_decref(req);
+            return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type_error", NULL,
+                                 "the request body must be a JSON object, got %s", kind);
+        }
     }
     /* What responses still being sent hold counts against the budget: slow
      * readers do not multiply a worker's memory by max_run_bytes. */
@@ -409,43 +417,58 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
 /* {  The MHD callbacks                                                    */
 /* ====================================================================== */
 
-/* Per connection: has it begun a request yet? */
-typedef struct h_conn {
-    bool asked;
-} h_conn;
+/* Values of header `name` in the request: how many, and whether they all
+ * say the same. */
+typedef struct header_count {
+    const char *name;
+    unsigned n;
+    bool differ;
+    const char *first;
+} header_count;
 
-void h_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                  enum MHD_ConnectionNotificationCode toe)
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    (void)conn;
-    h_server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(h_conn));
-        if (*socket_context)
-            s->fresh++;
-        return;
-    }
-    h_conn *c = *socket_context;
-    if (c && !c->asked)
-        s->fresh--;
-    free(c);
-    *socket_context = NULL;
+    (void)kind;
+    header_count *h = cls;
+    if (strcasecmp(key, h->name) != 0)
+        return MHD_YES;
+    if (h->n++ == 0)
+        h->first = value;
+    else if (strcmp(value, h->first) != 0)
+        h->differ = true;
+    return MHD_YES;
 }
 
-static void mark_asked(h_server *s, struct MHD_Connection *conn)
+static header_count count_headers(struct MHD_Connection *conn, const char *name)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    h_conn *c = ci ? ci->socket_context : NULL;
-    if (c && !c->asked) {
-        c->asked = true;
-        s->fresh--;
-    }
+    header_count h = {.name = name};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &h);
+    return h;
+}
+
+/* The faults of the HTTP message itself that libmicrohttpd lets through
+ * (RFC 9112): an HTTP/1.1 request without exactly one Host; Content-Length
+ * values that differ, or one beside Transfer-Encoding, or a transfer coding
+ * other than chunked -- where the body ends would be in doubt, and a proxy
+ * in front may have read it otherwise.  NULL when the message is sound. */
+static const char *message_fault(struct MHD_Connection *conn, const char *version)
+{
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && count_headers(conn, MHD_HTTP_HEADER_HOST).n != 1)
+        return "an HTTP/1.1 request needs exactly one Host header";
+    header_count cl = count_headers(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl.differ)
+        return "Content-Length headers disagree";
+    header_count te = count_headers(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te.n && cl.n)
+        return "a request may have Content-Length or Transfer-Encoding, not both";
+    if (te.n && (te.n > 1 || strcasecmp(te.first, "chunked") != 0))
+        return "the only transfer coding taken is chunked";
+    return NULL;
 }
 
 enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                          const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     h_server *s = cls;
     h_req *r = *req_cls;
     if (!r) {
@@ -455,13 +478,17 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         r->server = s;
         r->t0_ns = now_ns();
         s->inflight++;
-        mark_asked(s, conn);
+        if (s->on_begin)
+            s->on_begin(s->conn_arg, conn);
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->url, sizeof r->url, "%s", url);
         *req_cls = r;
         if (*s->phase == H_REFUSING)
             return respond_error(conn, r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down", NULL,
                                  "this worker is shutting down; retry");
+        const char *fault = message_fault(conn, version);
+        if (fault) /* answered now, closing: the body, if any, is never read as a request */
+            return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, "%s", fault);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
@@ -517,6 +544,8 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
 {
     h_server *s = cls;
     h_req *r = *req_cls;
+    if (s->on_end)
+        s->on_end(s->conn_arg, conn);
     if (!r)
         return;
     *req_cls = NULL;

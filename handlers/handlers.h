@@ -31,7 +31,6 @@ typedef struct h_server {
      * H_REFUSING when it is about to leave (new requests get 503). */
     volatile int *phase;
     uint64_t inflight;        /* requests begun and not completed */
-    uint64_t fresh;           /* connections that have not begun a request */
     uint64_t requests;        /* answered, any status */
     uint64_t errors;          /* answered with status >= 400 */
     /* Heap bytes held by run results still being streamed to slow
@@ -40,6 +39,12 @@ typedef struct h_server {
     /* Called after each answered request with its status and duration. */
     void (*on_request)(void *arg, unsigned status, uint64_t duration_us);
     void *on_request_arg;
+    /* Called as a request's header is whole (its first call) and as its
+     * answer is done or abandoned (also for requests libmicrohttpd refused
+     * by itself), with the connection: the worker's connection table. */
+    void (*on_begin)(void *arg, struct MHD_Connection *conn);
+    void (*on_end)(void *arg, struct MHD_Connection *conn);
+    void *conn_arg;
     /* Renders GET /stats and GET /metrics bodies (malloc'ed), or NULL when
      * the worker has no scoreboard (then those routes answer 500 internal). */
     char *(*stats_json)(void *arg);
@@ -54,11 +59,5 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
 /* The MHD completion callback (MHD_OPTION_NOTIFY_COMPLETED), same closure:
  * frees the request's state and accounts for it. */
 void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe);
-
-/* The connection callback (MHD_OPTION_NOTIFY_CONNECTION), same closure:
- * counts connections accepted but not yet asked anything (`fresh`), which
- * a draining worker must still answer before it leaves. */
-void h_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                  enum MHD_ConnectionNotificationCode toe);
 
 #endif

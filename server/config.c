@@ -257,7 +257,7 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
 
 static const char *const top_keys[] = {
     "listen", "workers", "max_requests", "max_body_bytes", "max_run_bytes", "timeout_ms", "graceful_timeout_ms",
-    "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
+    "header_timeout_ms", "keepalive_timeout_ms", "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
@@ -294,6 +294,8 @@ static int read_scalars(loader *ld, json_t *root)
         {"max_run_bytes", 1048576, INT64_MAX, NULL, &c->max_run_bytes},
         {"timeout_ms", 1, 3600000, &c->timeout_ms, NULL},
         {"graceful_timeout_ms", 0, 3600000, &c->graceful_timeout_ms, NULL},
+        {"header_timeout_ms", 100, 3600000, &c->header_timeout_ms, NULL},
+        {"keepalive_timeout_ms", 0, 3600000, &c->keepalive_timeout_ms, NULL},
         {"stats_interval_ms", 10, 3600000, &c->stats_interval_ms, NULL},
         {"worker_priority", -20, 19, &c->worker_priority, NULL},
     };
@@ -737,6 +739,8 @@ void srv_config_defaults(srv_config *c)
     c->max_run_bytes = 1073741824;
     c->timeout_ms = 30000;
     c->graceful_timeout_ms = 10000;
+    c->header_timeout_ms = 10000;
+    c->keepalive_timeout_ms = 5000;
     c->stats_interval_ms = 1000;
     c->admin = false;
     c->access_log = true;

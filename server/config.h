@@ -41,6 +41,8 @@ typedef struct srv_config {
     uint64_t max_run_bytes;  /* heap bytes a run may hold, less what responses being sent hold (an extension) */
     int timeout_ms;
     int graceful_timeout_ms;
+    int header_timeout_ms;    /* a request's header arrives whole within this, however it drips */
+    int keepalive_timeout_ms; /* an idle keep-alive connection is closed after this */
     int stats_interval_ms;
     bool admin;
     bool access_log;
@@ -54,7 +56,7 @@ typedef struct srv_config {
 
 /* The spec's defaults: 127.0.0.1:8080, 2 workers, max_requests 0,
  * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
- * stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
+ * header_timeout_ms 10000, keepalive_timeout_ms 5000, stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
  * full_ratio 0.25, no state, no DAGs. */
 void srv_config_defaults(srv_config *c);
 

@@ -7,8 +7,9 @@
  *   SIGCHLD          reap every exited worker; respawn it, at once after a
  *                    normal exit (max_requests), with back-off after quick
  *                    deaths, never after a start-up failure (SRV_EXIT_FATAL)
- *   SIGTERM, SIGINT  graceful stop: close the socket, SIGTERM the workers,
- *                    workers leave by themselves at graceful_timeout_ms;
+ *   SIGTERM, SIGINT  graceful stop: SIGINT the workers, which take what the
+ *                    socket has queued and shut it, answer what reached
+ *                    them and leave by themselves at graceful_timeout_ms;
  *                    SIGKILL what is left a second later, exit 0
  *   SIGQUIT          immediate stop: SIGQUIT the workers, exit
  *   SIGHUP           reload: config, state and DAGs into a new generation,
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -245,6 +247,7 @@ typedef struct master {
     const char *config_path;
     const srv_overrides *ov;
     int listen_fd;
+    unsigned max_connections; /* a worker's, from the open-files limit */
     generation gens[MAX_GENERATIONS];
     int current; /* index into gens */
     int next_id;
@@ -289,7 +292,9 @@ static pid_t fork_worker(master *m, generation *g, int i, int *ready_fd_out, int
                          .slot = i,
                          .generation = g->id,
                          .max_requests = jittered(g->cfg.max_requests),
-                         .ready_fd = pfd[1]};
+                         .ready_fd = pfd[1],
+                         .master_pid = getpid(),
+                         .max_connections = m->max_connections};
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -664,6 +669,35 @@ static int finish(master *m, int status)
     return status;
 }
 
+/* Open files: raised to the hard limit (no privilege needed), which every
+ * worker inherits; a worker keeps FD_RESERVE of them for its own files
+ * and may hold the rest as connections. */
+enum { FD_RESERVE = 64, MIN_CONNECTIONS = 16 };
+
+static void raise_open_files(master *m)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        rl.rlim_cur = rl.rlim_max = 1024;
+    } else if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+        struct rlimit up = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = want;
+    }
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY ? 1048576 : rl.rlim_cur;
+    m->max_connections = n > FD_RESERVE + MIN_CONNECTIONS ? (unsigned)(n - FD_RESERVE) : MIN_CONNECTIONS;
+    if (m->max_connections > 1000000)
+        m->max_connections = 1000000;
+    char hard[32];
+    if (rl.rlim_max == RLIM_INFINITY)
+        snprintf(hard, sizeof hard, "unlimited");
+    else
+        snprintf(hard, sizeof hard, "%llu", (unsigned long long)rl.rlim_max);
+    mlog("open files %llu (hard limit %s): up to %u connections a worker", (unsigned long long)n, hard,
+         m->max_connections);
+}
+
 static void begin_stop(master *m)
 {
     if (m->stopping)
@@ -672,14 +706,16 @@ static void begin_stop(master *m)
     m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
     close(m->listen_fd);
     m->listen_fd = -1;
+    /* SIGINT, not the SIGTERM of a retirement: the workers take what the
+     * socket has queued, then shut it, so new connects are refused. */
     for (int i = 0; i < MAX_WORKERS; i++)
         if (m->slots[i].pid) {
             ms_sb_set_status(m->sb, m->slots[i].sb_index, MS_DRAINING);
-            kill(m->slots[i].pid, SIGTERM);
+            kill(m->slots[i].pid, SIGINT);
         }
     for (int k = 0; k < m->nretiring; k++) {
         ms_sb_set_status(m->sb, m->retiring[k].sb_index, MS_DRAINING);
-        kill(m->retiring[k].pid, SIGTERM);
+        kill(m->retiring[k].pid, SIGINT);
     }
     mlog("stopping: waiting up to %d ms for in-flight requests", cur(m)->cfg.graceful_timeout_ms);
 }
@@ -772,6 +808,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     char where[80];
     describe_socket(m.listen_fd, where, sizeof where);
     mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);
+    raise_open_files(&m);
 
     m.nslots = cur(&m)->cfg.workers;
     for (int i = 0; i < MAX_WORKERS; i++)

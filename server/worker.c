@@ -1,6 +1,14 @@
 /* worker.c: a worker's life after fork -- one single-threaded event loop
  * that accepts from the shared socket and drives a libmicrohttpd daemon
- * (the socket design is at the top of server/serve.h). */
+ * (the socket design is at the top of server/serve.h), keeping a table of
+ * its connections' deadlines beside it (server/conns.h).
+ *
+ * Signals: SIGTERM retires the worker (HUP, TTOU, recycling: the socket is
+ * the next workers' too), SIGINT stops it with the whole server (the
+ * master's stop, a terminal's ^C, the master's death through
+ * PR_SET_PDEATHSIG): then the worker first takes every connection the
+ * socket has queued and shuts the socket, so new connects are refused.
+ * Either way it answers every request that reached it (README, "Signals"). */
 #include "server/serve.h"
 
 #include <errno.h>
@@ -9,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -17,14 +26,17 @@
 #include "handlers/handlers.h"
 #include "handlers/stats.h"
 #include "heap/heap.h"
+#include "server/conns.h"
 #include "server/sampler.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t retire_requested, stop_requested;
 
 static void on_stop(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGINT)
+        stop_requested = 1;
+    else
+        retire_requested = 1;
 }
 
 static void on_quit(int sig)
@@ -125,129 +137,261 @@ static char *render(const board *b, char *(*fn)(const h_snapshot *))
 static char *stats_json(void *arg) { return render(arg, h_stats_json); }
 static char *metrics_text(void *arg) { return render(arg, h_metrics_text); }
 
+/* ppoll delivers a signal only when it interrupts the wait: while the
+ * daemon always has something ready (a loaded worker), a stop could wait
+ * unseen.  So after a wait that ended on ready descriptors, the signals
+ * pending are taken here. */
+static void take_pending_signals(void)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0 || (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT)))
+        return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    struct timespec zero = {0, 0};
+    int sig;
+    while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
+        on_stop(sig);
+}
+
+/* --- the worker ---------------------------------------------------------- */
+
+typedef struct worker {
+    const srv_worker_args *a;
+    struct MHD_Daemon *d;
+    int epfd;
+    int listen_fd;  /* -1 once the worker no longer accepts */
+    srv_conns *conns;
+    h_server hs;
+    board b;
+    volatile int phase;
+    srv_sampler *sampler;
+    uint64_t samples_seen;
+    uint64_t drain_start_ms; /* 0 while serving */
+} worker;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void conn_begin(void *arg, struct MHD_Connection *c) { srv_conns_begin(arg, c); }
+static void conn_end(void *arg, struct MHD_Connection *c) { srv_conns_end(arg, c); }
+
+/* The daemon, its epoll fd, the connection table and the sampler; exits
+ * with SRV_EXIT_FATAL when the daemon cannot start.  libmicrohttpd's own
+ * timeout stays as a backstop for a request whose body stalls. */
+static void start_daemon(worker *w)
+{
+    const srv_worker_args *a = w->a;
+    w->conns = srv_conns_new(a->cfg->header_timeout_ms, a->cfg->keepalive_timeout_ms, a->max_connections);
+    w->hs = (h_server){.cfg = a->cfg,
+                       .world = a->world,
+                       .worker = a->slot,
+                       .pid = (long)getpid(),
+                       .phase = &w->phase,
+                       .on_request = publish_request,
+                       .on_request_arg = &w->b,
+                       .on_begin = conn_begin,
+                       .on_end = conn_end,
+                       .conn_arg = w->conns,
+                       .stats_json = w->b.sb ? stats_json : NULL,
+                       .metrics_text = w->b.sb ? metrics_text : NULL,
+                       .stats_arg = &w->b};
+    w->d = w->conns ? MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, h_access, &w->hs,
+                                       MHD_OPTION_NOTIFY_COMPLETED, h_completed, &w->hs,
+                                       MHD_OPTION_NOTIFY_CONNECTION, srv_conns_notify, w->conns,
+                                       MHD_OPTION_URI_LOG_CALLBACK, srv_conns_request_line, w->conns,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+                                       MHD_OPTION_CONNECTION_LIMIT, a->max_connections + 16, MHD_OPTION_END)
+                    : NULL;
+    const union MHD_DaemonInfo *info = w->d ? MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
+        fprintf(stderr, "cowdag: worker %d: cannot start the HTTP daemon\n", a->slot);
+        _exit(SRV_EXIT_FATAL);
+    }
+    w->epfd = info->epoll_fd;
+    w->sampler = srv_sampler_start(a->cfg->stats_interval_ms, w->b.e);
+}
+
+/* Ready, unless told to stop already: the master marks a worker it stops
+ * draining, which this must not undo (the signal is pending: SIGTERM and
+ * SIGINT are blocked until the loop waits). */
+static void report_ready(worker *w)
+{
+    ms_sb_set_conns(w->b.sb, w->a->slot, 0);
+    sigset_t pending;
+    sigpending(&pending);
+    if (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT))
+        publish_status(&w->b, MS_READY);
+    if (w->a->ready_fd >= 0) {
+        (void)!write(w->a->ready_fd, "r", 1);
+        close(w->a->ready_fd);
+    }
+}
+
+/* The last connections the socket has queued are this worker's to answer
+ * (accepted whatever the limit); then the socket is shut, for every
+ * process that holds it, and connects are refused from here on. */
+static void take_the_queue_and_shut(worker *w)
+{
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int c = accept4(w->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN: none left; EINVAL: another worker shut it first */
+        }
+        MHD_add_connection(w->d, c, (struct sockaddr *)&addr, len);
+    }
+    shutdown(w->listen_fd, SHUT_RD);
+}
+
+/* Stops taking connections: retiring, the worker only lets go of its copy
+ * of the socket; stopping (`whole`), it shuts the socket for everyone. */
+static void begin_drain(worker *w, bool whole)
+{
+    w->drain_start_ms = now_ms();
+    w->phase = H_DRAINING; /* every response from here on closes its connection */
+    publish_status(&w->b, MS_DRAINING);
+    ms_sb_set_conns(w->b.sb, w->a->slot, MS_SLOT_UNAVAILABLE); /* nobody waits on us */
+    if (whole)
+        take_the_queue_and_shut(w);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+}
+
+/* A draining worker is done once its last connection is closed, or when
+ * graceful_timeout_ms has passed: then what arrives is told 503, and
+ * what is left is closed. */
+static bool drained(worker *w)
+{
+    if (srv_conns_open(w->conns) == 0)
+        return true;
+    if (now_ms() - w->drain_start_ms < (uint64_t)w->a->cfg->graceful_timeout_ms)
+        return false;
+    fprintf(stderr, "cowdag[%d]: worker %d: graceful_timeout_ms passed with %llu requests in flight\n", (int)getpid(),
+            w->a->slot, (unsigned long long)w->hs.inflight);
+    w->phase = H_REFUSING;
+    MHD_run(w->d);
+    return true;
+}
+
+/* Whether to accept this turn: not while draining; not while another
+ * worker holds fewer connections (a burst of connects would otherwise all
+ * go to whichever worker woke first); not at the connection limit.  *ms
+ * shrinks to 2 when the worker defers, so it looks again soon. */
+static bool accepting(worker *w, long *ms)
+{
+    if (w->listen_fd < 0)
+        return false;
+    uint32_t mine = (uint32_t)srv_conns_open(w->conns);
+    if (w->b.sb) {
+        ms_sb_set_conns(w->b.sb, w->a->slot, mine);
+        int nslots = __atomic_load_n(&w->b.sb->master.workers, __ATOMIC_RELAXED);
+        if (!ms_sb_should_accept(w->b.sb, w->a->slot, nslots, mine)) {
+            *ms = 2;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* One connection a turn: a busy worker comes back to accept later.  Near
+ * its limit the worker first closes its longest-idle connection; at the
+ * limit, with none idle, it leaves the connection queued for another. */
+static void accept_one(worker *w)
+{
+    if (!srv_conns_room(w->conns))
+        return;
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    int c = accept4(w->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0)
+        MHD_add_connection(w->d, c, (struct sockaddr *)&addr, len);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        fprintf(stderr, "cowdag: worker %d: accept: %s\n", w->a->slot, strerror(errno));
+}
+
+/* One turn: wait for the daemon's sockets, the shared socket (when
+ * accepting), a signal, or the next deadline; then accept, run the
+ * daemon, and close what is past its deadline.  False on a poll error. */
+static bool turn(worker *w, const sigset_t *wait_mask)
+{
+    publish_gc(&w->b, w->sampler, &w->samples_seen);
+    long ms = 50; /* the loop wakes at least this often to publish samples */
+    bool acc = accepting(w, &ms);
+    ms = srv_conns_sweep(w->conns, now_ms(), w->drain_start_ms, ms);
+    MHD_UNSIGNED_LONG_LONG mhd_ms;
+    if (MHD_get_timeout(w->d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
+        ms = (long)mhd_ms;
+    struct pollfd fds[2] = {{.fd = w->epfd, .events = POLLIN}, {.fd = w->listen_fd, .events = POLLIN}};
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    int n = ppoll(fds, acc ? 2 : 1, &ts, wait_mask);
+    if (n < 0 && errno != EINTR) {
+        fprintf(stderr, "cowdag: worker %d: poll: %s\n", w->a->slot, strerror(errno));
+        return false;
+    }
+    if (n > 0)
+        take_pending_signals();
+    if (n > 0 && acc && (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+        close(w->listen_fd); /* another worker shut the socket: the server is stopping */
+        w->listen_fd = -1;
+        acc = false;
+    }
+    /* ppoll can return ready descriptors and run a stop handler in the
+     * same call: a stop that arrived during it takes no connection, and
+     * what the daemon answers next already closes its connection. */
+    if (!w->drain_start_ms && (retire_requested || stop_requested))
+        begin_drain(w, stop_requested);
+    else if (n > 0 && acc && (fds[1].revents & POLLIN))
+        accept_one(w);
+    MHD_run(w->d);
+    return true;
+}
+
 _Noreturn void srv_worker_main(const srv_worker_args *a)
 {
     heap_after_fork();
+    sigset_t wait_mask;
+    worker_signals(&wait_mask);
+    /* The master's death stops the worker as the master's own stop would;
+     * a master that died before this line is seen by the parent check. */
+    prctl(PR_SET_PDEATHSIG, SIGINT);
+    if (getppid() != a->master_pid)
+        stop_requested = 1;
     /* An absolute nice value, as nginx's worker_priority; lowering it needs
      * privileges, and without them the worker serves at the one it has. */
     if (a->cfg->worker_priority && setpriority(PRIO_PROCESS, 0, a->cfg->worker_priority) != 0)
         fprintf(stderr, "cowdag[%d]: worker %d: worker_priority %d not applied: %s\n", (int)getpid(), a->slot,
                 a->cfg->worker_priority, strerror(errno));
-    sigset_t wait_mask;
-    worker_signals(&wait_mask);
 
-    volatile int phase = H_SERVING;
-    bool draining = false;
-    board b = {.sb = a->sb, .e = a->sb && a->sb_index >= 0 ? &a->sb->entries[a->sb_index] : NULL};
-    h_server hs = {.cfg = a->cfg,
-                   .world = a->world,
-                   .worker = a->slot,
-                   .pid = (long)getpid(),
-                   .phase = &phase,
-                   .on_request = publish_request,
-                   .on_request_arg = &b,
-                   .stats_json = b.sb ? stats_json : NULL,
-                   .metrics_text = b.sb ? metrics_text : NULL,
-                   .stats_arg = &b};
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, h_access, &hs,
-                         MHD_OPTION_NOTIFY_COMPLETED, h_completed, &hs, MHD_OPTION_NOTIFY_CONNECTION,
-                         h_connection, &hs, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000, MHD_OPTION_END);
-    const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-    if (!info) {
-        fprintf(stderr, "cowdag: worker %d: cannot start the HTTP daemon\n", a->slot);
-        _exit(SRV_EXIT_FATAL);
-    }
-    int epfd = info->epoll_fd;
-    srv_sampler *sampler = srv_sampler_start(a->cfg->stats_interval_ms, b.e);
-    uint64_t samples_seen = 0;
-    ms_sb_set_conns(b.sb, a->slot, 0);
-    /* Ready, unless told to stop already: the master marks a worker it
-     * stops draining, which this must not undo (the signal is pending:
-     * SIGTERM and SIGINT are blocked until the loop waits). */
-    sigset_t pending;
-    sigpending(&pending);
-    if (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT))
-        publish_status(&b, MS_READY);
-    if (a->ready_fd >= 0) {
-        (void)!write(a->ready_fd, "r", 1);
-        close(a->ready_fd);
-    }
-
-    /* Draining: no more accepts; every request in flight is answered, and so
-     * is every connection already accepted whose request has not arrived yet
-     * (for up to FRESH_GRACE_MS: its client has connected and is sending).
-     * Connections idle between keep-alive requests are closed at the end. */
-    enum { FRESH_GRACE_MS = 1000 };
-    struct timespec drain_start = {0};
+    worker w = {.a = a, .listen_fd = a->listen_fd, .phase = H_SERVING};
+    w.b = (board){.sb = a->sb, .e = a->sb && a->sb_index >= 0 ? &a->sb->entries[a->sb_index] : NULL};
+    start_daemon(&w);
+    report_ready(&w);
     for (;;) {
-        if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests))) {
-            draining = true;
-            phase = H_DRAINING;
-            publish_status(&b, MS_DRAINING);
-            ms_sb_set_conns(b.sb, a->slot, MS_SLOT_UNAVAILABLE); /* nobody waits on us */
-            clock_gettime(CLOCK_MONOTONIC, &drain_start);
-        }
-        if (draining) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long waited = (now.tv_sec - drain_start.tv_sec) * 1000 + (now.tv_nsec - drain_start.tv_nsec) / 1000000;
-            if (waited >= a->cfg->graceful_timeout_ms) { /* a client that never finishes does not hold us */
-                fprintf(stderr, "cowdag[%d]: worker %d: graceful_timeout_ms passed with %llu requests in flight\n",
-                        (int)getpid(), a->slot, (unsigned long long)hs.inflight);
-                break;
-            }
-            if (hs.inflight == 0 && hs.fresh == 0)
-                break;
-            if (hs.inflight == 0 && waited >= FRESH_GRACE_MS) { /* last call: what arrives now gets 503 */
-                phase = H_REFUSING;
-                MHD_run(d);
-                break;
-            }
-        }
-        struct pollfd fds[2] = {{.fd = epfd, .events = POLLIN}, {.fd = a->listen_fd, .events = POLLIN}};
-        MHD_UNSIGNED_LONG_LONG mhd_ms;
-        publish_gc(&b, sampler, &samples_seen);
-        long ms = 50; /* the loop wakes at least this often to publish samples */
-        /* Spread connections: accept only while no other worker holds fewer
-         * (a burst of connects would otherwise all go to whichever worker
-         * woke first); one that defers looks again in 2 ms. */
-        const union MHD_DaemonInfo *ci = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        uint32_t mine = ci ? ci->num_connections : 0;
-        bool accepting = !draining;
-        if (accepting && b.sb) {
-            ms_sb_set_conns(b.sb, a->slot, mine);
-            int nslots = __atomic_load_n(&b.sb->master.workers, __ATOMIC_RELAXED);
-            if (!ms_sb_should_accept(b.sb, a->slot, nslots, mine)) {
-                accepting = false;
-                ms = 2;
-            }
-        }
-        if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
-            ms = (long)mhd_ms;
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        int n = ppoll(fds, accepting ? 2 : 1, &ts, &wait_mask);
-        if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "cowdag: worker %d: poll: %s\n", a->slot, strerror(errno));
+        if (!w.drain_start_ms && (retire_requested || stop_requested ||
+                                  (a->max_requests && w.hs.requests >= a->max_requests)))
+            begin_drain(&w, stop_requested);
+        if (w.drain_start_ms && drained(&w))
             break;
-        }
-        /* ppoll can return ready descriptors and run the stop handler in
-         * the same call: a stop that arrived during it takes no connection. */
-        if (n > 0 && accepting && !stop_requested && (fds[1].revents & POLLIN)) {
-            /* One connection per turn: a busy worker comes back later. */
-            struct sockaddr_storage addr;
-            socklen_t len = sizeof addr;
-            int c = accept4(a->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (c >= 0)
-                MHD_add_connection(d, c, (struct sockaddr *)&addr, len);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                fprintf(stderr, "cowdag: worker %d: accept: %s\n", a->slot, strerror(errno));
-        }
-        MHD_run(d);
+        if (!turn(&w, &wait_mask))
+            break;
     }
-    MHD_stop_daemon(d); /* closes idle keep-alive connections; the shared socket is not its own */
-    fprintf(stderr, "cowdag[%d]: worker %d served %llu requests (%llu errors)\n", (int)getpid(), a->slot,
-            (unsigned long long)hs.requests, (unsigned long long)hs.errors);
+    MHD_stop_daemon(w.d); /* closes what is left; the shared socket is not its own */
+    srv_conns_closed cc = srv_conns_closed_counts(w.conns);
+    fprintf(stderr,
+            "cowdag[%d]: worker %d served %llu requests (%llu errors); closed %llu connections at header_timeout_ms, "
+            "%llu at keepalive_timeout_ms, %llu to make room\n",
+            (int)getpid(), a->slot, (unsigned long long)w.hs.requests, (unsigned long long)w.hs.errors,
+            (unsigned long long)cc.header_timeout, (unsigned long long)cc.keepalive_timeout,
+            (unsigned long long)cc.to_make_room);
     _exit(0);
 }

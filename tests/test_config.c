@@ -94,6 +94,8 @@ static void test_spec_example_parses_to_exact_values(void **state)
     assert_int_equal(c.max_body_bytes, 1048576);
     assert_int_equal(c.timeout_ms, 30000);
     assert_int_equal(c.graceful_timeout_ms, 10000);
+    assert_int_equal(c.header_timeout_ms, 10000);   /* not in the file: the default */
+    assert_int_equal(c.keepalive_timeout_ms, 5000); /* not in the file: the default */
     assert_int_equal(c.stats_interval_ms, 1000);
     assert_false(c.admin);
     assert_true(c.access_log); /* not in the file: the default */
@@ -260,6 +262,9 @@ static void test_range_limits_of_each_integer_setting(void **state)
     assert_parse_fails("{\"timeout_ms\": 0}", "timeout_ms: must be between 1 and 3600000, got 0");
     assert_parse_fails("{\"graceful_timeout_ms\": 3600001}",
                        "graceful_timeout_ms: must be between 0 and 3600000, got 3600001");
+    assert_parse_fails("{\"header_timeout_ms\": 99}", "header_timeout_ms: must be between 100 and 3600000, got 99");
+    assert_parse_fails("{\"keepalive_timeout_ms\": -1}",
+                       "keepalive_timeout_ms: must be between 0 and 3600000, got -1");
     assert_parse_fails("{\"stats_interval_ms\": 9}", "stats_interval_ms: must be between 10 and 3600000, got 9");
     assert_parse_fails("{\"worker_priority\": -21}", "worker_priority: must be between -20 and 19, got -21");
     assert_parse_fails("{\"worker_priority\": 20}", "worker_priority: must be between -20 and 19, got 20");

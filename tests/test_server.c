@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -183,6 +184,21 @@ static bool pid_in(pid_t pid, const pid_t *set, int n)
     return false;
 }
 
+/* Waits until a process has exited (gone, or a zombie not yet reaped):
+ * true if it did before the deadline. */
+static bool wait_gone(pid_t pid)
+{
+    uint64_t deadline = now_ms() + HANG_MS;
+    for (;;) {
+        char st = proc_state(pid, NULL);
+        if (st == '\0' || st == 'Z')
+            return true;
+        if (now_ms() > deadline)
+            return false;
+        sleep_ms(5);
+    }
+}
+
 /* }====================================================================== */
 
 /* ====================================================================== */
@@ -273,10 +289,14 @@ static bool server_wait_exit(server *s, unsigned timeout_ms)
     return true;
 }
 
-/* Starts `cowdag serve -c config --listen 127.0.0.1:0 [--workers N]` in a
- * process group of its own, stderr to a temp file; waits for the
- * "listening on" line and takes the port from it. */
-static void server_start(server *s, const char *config, int workers)
+/* The open-files limit the next server starts with (soft and hard); 0:
+ * the test's own. */
+static int server_nofile;
+
+/* Starts `cowdag serve -c config --listen 127.0.0.1:PORT [--workers N]`
+ * (port 0: any free one) in a process group of its own, stderr to a temp
+ * file; waits for the "listening on" line and takes the port from it. */
+static void server_start_at(server *s, const char *config, int workers, int port)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->log, sizeof s->log, "/tmp/cowdag-test-server-XXXXXX");
@@ -295,11 +315,17 @@ static void server_start(server *s, const char *config, int workers)
         dup2(devnull, 1);
         dup2(logfd, 2);
         signal(SIGPIPE, SIG_DFL);
+        if (server_nofile) {
+            struct rlimit rl = {(rlim_t)server_nofile, (rlim_t)server_nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        char listen[32];
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
         const char *bin = cowdag_bin();
         if (workers > 0)
-            execl(bin, bin, "serve", "-c", config, "--listen", "127.0.0.1:0", "--workers", nworkers, (char *)NULL);
+            execl(bin, bin, "serve", "-c", config, "--listen", listen, "--workers", nworkers, (char *)NULL);
         else
-            execl(bin, bin, "serve", "-c", config, "--listen", "127.0.0.1:0", (char *)NULL);
+            execl(bin, bin, "serve", "-c", config, "--listen", listen, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
@@ -334,6 +360,8 @@ static void server_start(server *s, const char *config, int workers)
         sleep_ms(10);
     }
 }
+
+static void server_start(server *s, const char *config, int workers) { server_start_at(s, config, workers, 0); }
 
 /* SIGTERM, a bounded wait, SIGKILL to the whole group as a last resort;
  * never leaves a process behind. */
@@ -500,6 +528,8 @@ static int dechunk(reply *r, const char *p, const char *end)
     return 0;
 }
 
+static int parse_reply(reply *r);
+
 /* Reads the response until the server closes, then parses it. */
 static int conn_read_reply(int fd, reply *r)
 {
@@ -526,6 +556,12 @@ static int conn_read_reply(int fd, reply *r)
     r->raw[r->rawlen] = '\0';
     if (r->rawlen == 0)
         return fail_reply(r, "the server closed the connection without a response");
+    return parse_reply(r);
+}
+
+/* Parses the response in r->raw (r->rawlen bytes, NUL-terminated). */
+static int parse_reply(reply *r)
+{
     const char *blank = strstr(r->raw, "\r\n\r\n");
     if (!blank)
         return fail_reply(r, "no end of headers in %zu bytes", r->rawlen);
@@ -555,6 +591,39 @@ static int conn_read_reply(int fd, reply *r)
         r->json = json_loadb(r->body, r->len, 0, NULL);
     r->status = status;
     return 0;
+}
+
+/* Reads one response on a keep-alive connection: the head, then as many
+ * body bytes as Content-Length says (the routes the tests use this for
+ * answer with one), without waiting for the server to close. */
+static int conn_read_one(int fd, reply *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t cap = 8192, want = 0;
+    r->raw = malloc(cap);
+    for (;;) {
+        if (cap - r->rawlen < 4096) {
+            cap *= 2;
+            r->raw = realloc(r->raw, cap);
+        }
+        ssize_t n = recv(fd, r->raw + r->rawlen, cap - r->rawlen - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return fail_reply(r, "%s after %zu bytes of the response", n ? strerror(errno) : "EOF", r->rawlen);
+        r->rawlen += (size_t)n;
+        r->raw[r->rawlen] = '\0';
+        const char *blank = strstr(r->raw, "\r\n\r\n");
+        if (blank && !want) {
+            r->headlen = (size_t)(blank + 4 - r->raw);
+            char value[32];
+            if (!reply_header(r, "Content-Length", value, sizeof value))
+                return fail_reply(r, "a keep-alive response without Content-Length");
+            want = r->headlen + strtoul(value, NULL, 10);
+        }
+        if (want && r->rawlen >= want)
+            return parse_reply(r);
+    }
 }
 
 /* The server's end of a connection the test opened, from /proc/net/tcp:
@@ -1649,6 +1718,67 @@ static void other_methods_are_405_with_the_routes_allow(void **state)
     group_test_ok = true;
 }
 
+/* --- HTTP-level faults the server decides ------------------------------- */
+
+static void http11_without_host_is_400_bad_request(void **state)
+{
+    (void)state;
+    reply r;
+    const char *req = "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert_int_equal(http_raw(group_srv.port, req, strlen(req), &r), 0);
+    expect_error(&r, 400, "bad_request");
+    reply_free(&r);
+    req = "GET /healthz HTTP/1.0\r\n\r\n"; /* HTTP/1.0 needs none */
+    assert_int_equal(http_raw(group_srv.port, req, strlen(req), &r), 0);
+    expect_status(&r, 200);
+    reply_free(&r);
+    group_test_ok = true;
+}
+
+/* Two lengths, or a length and chunked coding, leave the body's end in
+ * doubt: a proxy in front may have read the message otherwise. */
+static void conflicting_body_lengths_are_400_bad_request(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "Content-Length: 2\r\nContent-Length: 3\r\n",
+        "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
+        char req[512];
+        int len = snprintf(req, sizeof req,
+                           "POST /dags/version/run HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Content-Type: application/json\r\n%s\r\n{}",
+                           heads[i]);
+        reply r;
+        assert_int_equal(http_raw(group_srv.port, req, (size_t)len, &r), 0);
+        expect_error(&r, 400, "bad_request");
+        reply_free(&r);
+    }
+    /* the same length twice says one thing */
+    const char *same = "POST /dags/version/run HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}";
+    reply r;
+    assert_int_equal(http_raw(group_srv.port, same, strlen(same), &r), 0);
+    expect_status(&r, 200);
+    reply_free(&r);
+    group_test_ok = true;
+}
+
+/* A body that is JSON but not an object is one fault, whatever it is. */
+static void a_body_that_is_not_an_object_is_422_type_error(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {"[1, 2]", "3", "\"inputs\"", "null", "true"};
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        reply r;
+        assert_int_equal(run_dag(group_srv.port, "version", bodies[i], &r), 0);
+        expect_error(&r, 422, "type_error");
+        reply_free(&r);
+    }
+    group_test_ok = true;
+}
+
 /* Last of the group: none of the bad requests above took a worker down. */
 /* Peak resident memory of a process (VmHWM), in KiB; -1 if unreadable. */
 static long vm_hwm_kb(pid_t pid)
@@ -2491,8 +2621,498 @@ static void broken_config_on_sighup_keeps_the_old_generation(void **state)
 
 /* }====================================================================== */
 
+/* ====================================================================== */
+/* {  Zero loss: keep-alive clients across reload, scaling, recycling, stop */
+/* ====================================================================== */
+
+/* Keep-alive clients, each in a child process, that count every request
+ * they sent and every one answered.  A request is lost when its connection
+ * ends before a whole 200 came back; a connect refused is counted apart
+ * (after a stop the port refuses, which loses nothing).  A response with
+ * Connection: close makes the client reconnect, as HTTP clients do. */
+#define KA_CLIENTS 8
+
+typedef struct ka_shared {
+    int stop;
+    int going; /* clients that have had an answer */
+    long sent, answered, lost, refused, reconnects;
+    char failure[256]; /* the first loss */
+} ka_shared;
+
+static ka_shared *KA;
+static pid_t ka_pids[KA_CLIENTS];
+
+static void ka_lost(ka_shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ka_lost(ka_shared *sh, const char *fmt, ...)
+{
+    if (__atomic_add_fetch(&sh->lost, 1, __ATOMIC_SEQ_CST) == 1) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(sh->failure, sizeof sh->failure, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static _Noreturn void ka_client(int port, ka_shared *sh)
+{
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "POST /dags/version/run HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 2\r\n\r\n{}",
+                       port);
+    int fd = -1;
+    bool going = false;
+    while (!__atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST)) {
+        if (fd < 0) {
+            fd = conn_open(port);
+            if (fd < 0) {
+                if (errno == ECONNREFUSED)
+                    __atomic_add_fetch(&sh->refused, 1, __ATOMIC_SEQ_CST);
+                else
+                    ka_lost(sh, "connect: %s", strerror(errno));
+                sleep_ms(5);
+                continue;
+            }
+            __atomic_add_fetch(&sh->reconnects, 1, __ATOMIC_SEQ_CST);
+        }
+        __atomic_add_fetch(&sh->sent, 1, __ATOMIC_SEQ_CST);
+        reply r;
+        memset(&r, 0, sizeof r);
+        if (send_all(fd, req, (size_t)len) != 0) {
+            ka_lost(sh, "send: %s", strerror(errno));
+        } else if (conn_read_one(fd, &r) != 0) {
+            ka_lost(sh, "%s", r.err);
+        } else if (r.status != 200) {
+            ka_lost(sh, "status %d: %.120s", r.status, r.body);
+        } else {
+            __atomic_add_fetch(&sh->answered, 1, __ATOMIC_SEQ_CST);
+            if (!going && (going = true))
+                __atomic_add_fetch(&sh->going, 1, __ATOMIC_SEQ_CST);
+            char conn[32];
+            if (!reply_header(&r, "Connection", conn, sizeof conn) || strcasecmp(conn, "close") != 0) {
+                reply_free(&r);
+                continue; /* keep the connection */
+            }
+        }
+        reply_free(&r);
+        close(fd);
+        fd = -1;
+    }
+    _exit(0);
+}
+
+static void ka_start(int port)
+{
+    KA = mmap(NULL, sizeof *KA, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(KA != MAP_FAILED);
+    memset(KA, 0, sizeof *KA);
+    fflush(NULL);
+    for (int i = 0; i < KA_CLIENTS; i++) {
+        ka_pids[i] = fork();
+        assert_true(ka_pids[i] >= 0);
+        if (ka_pids[i] == 0)
+            ka_client(port, KA);
+    }
+    uint64_t deadline = now_ms() + HANG_MS;
+    while (__atomic_load_n(&KA->going, __ATOMIC_SEQ_CST) < KA_CLIENTS) { /* every client has been answered */
+        if (now_ms() > deadline)
+            fail_msg("%d of %d keep-alive clients had an answer in %d ms", KA->going, KA_CLIENTS, HANG_MS);
+        sleep_ms(5);
+    }
+}
+
+static long ka_answered(void) { return __atomic_load_n(&KA->answered, __ATOMIC_SEQ_CST); }
+
+/* Waits until the clients have `more` answers beyond what they had. */
+static void ka_wait_more(long more)
+{
+    long want = ka_answered() + more;
+    uint64_t deadline = now_ms() + HANG_MS;
+    while (ka_answered() < want) {
+        if (now_ms() > deadline)
+            fail_msg("the keep-alive clients got %ld answers, not %ld, in %d ms", ka_answered(), want, HANG_MS);
+        sleep_ms(5);
+    }
+}
+
+/* Stops the clients (each ends its exchange first). */
+static void ka_stop(void)
+{
+    if (!KA)
+        return;
+    __atomic_store_n(&KA->stop, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < KA_CLIENTS; i++) {
+        if (ka_pids[i] <= 0)
+            continue;
+        uint64_t deadline = now_ms() + HANG_MS;
+        int st;
+        while (waitpid(ka_pids[i], &st, WNOHANG) == 0) {
+            if (now_ms() > deadline) {
+                kill(ka_pids[i], SIGKILL);
+                waitpid(ka_pids[i], &st, 0);
+                break;
+            }
+            sleep_ms(5);
+        }
+        ka_pids[i] = 0;
+    }
+}
+
+/* Stops the clients and checks that nothing they sent went unanswered. */
+static void ka_expect_no_loss(const char *what)
+{
+    ka_stop();
+    print_message("%s: %ld sent, %ld answered, %ld lost, %ld connections, %ld connects refused%s%s\n", what, KA->sent,
+                  KA->answered, KA->lost, KA->reconnects, KA->refused, KA->lost ? "; first loss: " : "",
+                  KA->failure);
+    assert_int_equal(KA->lost, 0);
+    assert_int_equal(KA->answered, KA->sent);
+    assert_true(KA->answered > 0);
+}
+
+static int ka_setup(void **state)
+{
+    KA = NULL;
+    return standalone_setup(state);
+}
+
+static int ka_teardown(void **state)
+{
+    ka_stop();
+    if (KA)
+        munmap(KA, sizeof *KA);
+    KA = NULL;
+    return standalone_teardown(state);
+}
+
+static void keepalive_clients_lose_nothing_across_sighup(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, kids), 2);
+    ka_start(T.srv.port);
+    ka_wait_more(100);
+    for (int gen = 2; gen <= 4; gen++) {
+        assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
+        char line[64];
+        snprintf(line, sizeof line, "generation %d serving", gen);
+        assert_true(wait_log(&T.srv, line, HANG_MS));
+        /* the old generation leaves while the clients go on */
+        assert_true(wait_gone(kids[0]) && wait_gone(kids[1]));
+        assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, kids), 2);
+        ka_wait_more(100);
+    }
+    ka_expect_no_loss("three reloads");
+    T.passed = true;
+}
+
+static void keepalive_clients_lose_nothing_across_sigttin_and_sigttou(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, kids), 2);
+    ka_start(T.srv.port);
+    ka_wait_more(100);
+    const int sig[] = {SIGTTIN, SIGTTOU, SIGTTOU, SIGTTIN, SIGTTOU};
+    const int want[] = {3, 2, 1, 2, 1};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(kill(T.srv.pid, sig[i]), 0);
+        assert_int_equal(wait_workers(&T.srv, want[i], HANG_MS, kids), want[i]);
+        ka_wait_more(100);
+    }
+    ka_expect_no_loss("workers 2 -> 3 -> 2 -> 1 -> 2 -> 1");
+    T.passed = true;
+}
+
+static void keepalive_clients_lose_nothing_across_max_requests(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/recycle.json", 0); /* 1 worker, max_requests 20 */
+    ka_start(T.srv.port);
+    ka_wait_more(400); /* about twenty recycles */
+    ka_expect_no_loss("max_requests 20");
+    assert_true(log_has(&T.srv, "is recycling; starting its replacement") ||
+                log_has(&T.srv, "exited normally (recycled)"));
+    T.passed = true;
+}
+
+static void keepalive_clients_lose_nothing_across_sigterm(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    ka_start(T.srv.port);
+    ka_wait_more(100);
+    assert_int_equal(kill(T.srv.pid, SIGTERM), 0);
+    assert_true(server_wait_exit(&T.srv, HANG_MS));
+    assert_true(WIFEXITED(T.srv.status));
+    assert_int_equal(WEXITSTATUS(T.srv.status), 0);
+    /* the clients go on until each has been refused: the port is closed */
+    uint64_t deadline = now_ms() + HANG_MS;
+    while (__atomic_load_n(&KA->refused, __ATOMIC_SEQ_CST) < KA_CLIENTS && now_ms() < deadline)
+        sleep_ms(5);
+    ka_expect_no_loss("SIGTERM");
+    assert_true(KA->refused >= KA_CLIENTS);
+    assert_false(log_has(&T.srv, "SIGKILL"));
+    T.passed = true;
+}
+
+/* --- a request already sent on an idle keep-alive connection ------------- */
+
+/* True while `sig` is pending for the process (its shared pending set). */
+static bool signal_pending(pid_t pid, int sig)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    bool pending = false;
+    unsigned long long mask;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "ShdPnd: %llx", &mask) == 1)
+            pending = mask & (1ull << (sig - 1));
+    if (f)
+        fclose(f);
+    return pending;
+}
+
+/* The worker is stopped (SIGSTOP) with a keep-alive connection idle; the
+ * client sends its next request, which waits unread in the worker's
+ * socket; the master tells the worker to retire (the signal waits
+ * pending); the worker goes on: it must answer the request, marking the
+ * answer Connection: close, and then leave. */
+static void retiring_with_a_request_unread(int signal_to_master)
+{
+    server_start(&T.srv, FIXTURES "/cowdag.json", 1);
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 1, HANG_MS, kids), 1);
+    int fd = conn_open(T.srv.port);
+    assert_true(fd >= 0);
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "POST /dags/version/run HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 2\r\n\r\n{}",
+                       T.srv.port);
+    reply r;
+    assert_int_equal(send_all(fd, req, (size_t)len), 0);
+    assert_int_equal(conn_read_one(fd, &r), 0);
+    expect_status(&r, 200);
+    reply_free(&r);
+
+    assert_int_equal(kill(kids[0], SIGSTOP), 0);
+    assert_int_equal(send_all(fd, req, (size_t)len), 0); /* unread: the worker is stopped */
+    assert_int_equal(kill(T.srv.pid, signal_to_master), 0);
+    uint64_t deadline = now_ms() + HANG_MS;
+    /* the master has told it: SIGTERM to retire, SIGINT to stop */
+    while (!signal_pending(kids[0], SIGTERM) && !signal_pending(kids[0], SIGINT)) {
+        if (now_ms() > deadline)
+            fail_msg("the master did not signal its worker within %d ms", HANG_MS);
+        sleep_ms(5);
+    }
+    assert_int_equal(kill(kids[0], SIGCONT), 0);
+    int rc = conn_read_one(fd, &r);
+    if (rc != 0)
+        show_reply(&r);
+    assert_int_equal(rc, 0);
+    expect_status(&r, 200);
+    char conn[32] = "";
+    assert_true(reply_header(&r, "Connection", conn, sizeof conn));
+    assert_string_equal(conn, "close");
+    reply_free(&r);
+    char byte;
+    assert_int_equal(recv(fd, &byte, 1, 0), 0); /* and then it closes */
+    close(fd);
+    assert_true(wait_gone(kids[0]));
+}
+
+static void a_reload_answers_a_request_sent_on_an_idle_keepalive_connection(void **state)
+{
+    (void)state;
+    retiring_with_a_request_unread(SIGHUP);
+    assert_true(wait_log(&T.srv, "generation 2 serving", HANG_MS));
+    T.passed = true;
+}
+
+static void a_stop_answers_a_request_sent_on_an_idle_keepalive_connection(void **state)
+{
+    (void)state;
+    retiring_with_a_request_unread(SIGTERM);
+    assert_true(server_wait_exit(&T.srv, HANG_MS));
+    assert_true(WIFEXITED(T.srv.status));
+    assert_int_equal(WEXITSTATUS(T.srv.status), 0);
+    T.passed = true;
+}
+
+/* --- the master's death --------------------------------------------------- */
+
+static void workers_leave_when_the_master_is_killed(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, kids), 2);
+    int port = T.srv.port;
+    uint64_t t0 = now_ms();
+    assert_int_equal(kill(T.srv.pid, SIGKILL), 0);
+    assert_true(server_wait_exit(&T.srv, HANG_MS));
+    assert_true(wait_gone(kids[0]) && wait_gone(kids[1]));
+    uint64_t took = now_ms() - t0;
+    print_message("both workers gone %llu ms after the master's SIGKILL\n", (unsigned long long)took);
+    assert_true(took <= 2000);
+    /* the port is free for a new master at once */
+    server next;
+    server_start_at(&next, FIXTURES "/cowdag.json", 1, port);
+    assert_int_equal(next.port, port);
+    server_stop(&next);
+    T.passed = true;
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Connection defense                                                   */
+/* ====================================================================== */
+
+/* Waits for the server to close the connection, reading (and returning
+ * how many bytes of) whatever it sends; *took gets the ms from t0. */
+static size_t wait_closed(int fd, uint64_t t0, uint64_t *took)
+{
+    size_t got = 0;
+    uint64_t deadline = now_ms() + HANG_MS;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            char buf[4096];
+            ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+                break;
+            if (n > 0)
+                got += (size_t)n;
+        }
+        if (now_ms() > deadline)
+            fail_msg("the server kept the connection open for %d ms", HANG_MS);
+    }
+    *took = now_ms() - t0;
+    return got;
+}
+
+/* A header dripped a byte at a time must still arrive whole within
+ * header_timeout_ms: the server closes the connection then, though every
+ * byte came well within any idle timeout. */
+static void a_header_must_arrive_within_header_timeout_ms(void **state)
+{
+    (void)state;
+    char cfg[512];
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"header_timeout_ms\": 1000,", cfg, sizeof cfg);
+    server_start(&T.srv, cfg, 1);
+    int fd = conn_open(T.srv.port);
+    assert_true(fd >= 0);
+    uint64_t t0 = now_ms();
+    const char *head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+    size_t sent = 0;
+    bool closed = false;
+    while (!closed && now_ms() - t0 < HANG_MS) { /* a byte every 50 ms */
+        char c = sent < strlen(head) ? head[sent] : 'a';
+        if (send(fd, &c, 1, MSG_NOSIGNAL) != 1)
+            break;
+        sent++;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        closed = poll(&p, 1, 50) == 1;
+    }
+    uint64_t took;
+    size_t answer = wait_closed(fd, t0, &took);
+    close(fd);
+    print_message("closed after %llu ms and %zu bytes dripped; %zu bytes of answer\n", (unsigned long long)took, sent,
+                  answer);
+    assert_true(took >= 1000);
+    assert_int_equal(answer, 0);
+    T.passed = true;
+}
+
+static void an_idle_keepalive_connection_closes_after_keepalive_timeout_ms(void **state)
+{
+    (void)state;
+    char cfg[512];
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"keepalive_timeout_ms\": 500,", cfg, sizeof cfg);
+    server_start(&T.srv, cfg, 1);
+    int fd = conn_open(T.srv.port);
+    assert_true(fd >= 0);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(send_all(fd, req, strlen(req)), 0);
+    reply r;
+    assert_int_equal(conn_read_one(fd, &r), 0);
+    expect_status(&r, 200);
+    reply_free(&r);
+    uint64_t t0 = now_ms(), took;
+    assert_int_equal(wait_closed(fd, t0, &took), 0);
+    close(fd);
+    print_message("an idle keep-alive connection closed after %llu ms\n", (unsigned long long)took);
+    assert_true(took >= 500);
+    T.passed = true;
+}
+
+/* With 256 open files a worker takes fewer connections than the test
+ * opens; idle keep-alive connections and headers that never end fill every
+ * worker, and requests are still answered: the longest-idle connections
+ * make room, the dripping ones end at header_timeout_ms. */
+#define FLOOD_NOFILE 256
+#define FLOOD_EACH 300
+static void a_flood_of_idle_and_unfinished_connections_locks_nobody_out(void **state)
+{
+    (void)state;
+    char cfg[512];
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"header_timeout_ms\": 2000,", cfg, sizeof cfg);
+    server_nofile = FLOOD_NOFILE;
+    server_start(&T.srv, cfg, 2);
+    server_nofile = 0;
+    pid_t kids[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, kids), 2);
+    char line[128];
+    snprintf(line, sizeof line, "open files %d", FLOOD_NOFILE);
+    assert_true(wait_log(&T.srv, line, HANG_MS));
+    static int idle[FLOOD_EACH], drip[FLOOD_EACH];
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    int nidle = 0, ndrip = 0;
+    for (int i = 0; i < FLOOD_EACH; i++) { /* kept open, idle after one answer */
+        int fd = conn_open(T.srv.port);
+        assert_true(fd >= 0);
+        reply r;
+        if (send_all(fd, req, strlen(req)) == 0 && conn_read_one(fd, &r) == 0 && r.status == 200)
+            idle[nidle++] = fd;
+        else
+            close(fd);
+        reply_free(&r);
+    }
+    for (int i = 0; i < FLOOD_EACH; i++) { /* a header begun and never ended */
+        int fd = conn_open(T.srv.port);
+        assert_true(fd >= 0);
+        assert_int_equal(send_all(fd, "GET /healthz HTTP/1.1\r\nHost", 27), 0);
+        drip[ndrip++] = fd;
+    }
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        reply r;
+        if (http(T.srv.port, "GET", "/healthz", NULL, &r) == 0 && r.status == 200)
+            ok++;
+        else
+            show_reply(&r);
+        reply_free(&r);
+    }
+    print_message("%d idle and %d unfinished connections opened; %d of 20 requests answered\n", nidle, ndrip, ok);
+    assert_int_equal(nidle, FLOOD_EACH);
+    assert_int_equal(ok, 20);
+    for (int i = 0; i < nidle; i++)
+        close(idle[i]);
+    for (int i = 0; i < ndrip; i++)
+        close(drip[i]);
+    T.passed = true;
+}
+
+/* }====================================================================== */
+
 #define STANDALONE(f) cmocka_unit_test_setup_teardown(f, standalone_setup, standalone_teardown)
 #define IN_GROUP(f) cmocka_unit_test_setup_teardown(f, in_group_setup, in_group_teardown)
+#define KEEPALIVE(f) cmocka_unit_test_setup_teardown(f, ka_setup, ka_teardown)
 
 int main(void)
 {
@@ -2525,6 +3145,9 @@ int main(void)
         IN_GROUP(wrong_method_is_405_with_allow),
         IN_GROUP(other_methods_are_405_with_the_routes_allow),
         IN_GROUP(an_abandoned_stream_leaves_the_worker_serving),
+        IN_GROUP(http11_without_host_is_400_bad_request),
+        IN_GROUP(conflicting_body_lengths_are_400_bad_request),
+        IN_GROUP(a_body_that_is_not_an_object_is_422_type_error),
         IN_GROUP(bad_requests_leave_every_worker_alive),
     };
     const struct CMUnitTest master[] = {
@@ -2547,10 +3170,23 @@ int main(void)
         STANDALONE(recycling_worker_answers_the_connection_it_accepted),
         STANDALONE(a_stalled_client_does_not_stop_a_recycling_slot),
         STANDALONE(reload_answers_a_connection_the_old_worker_accepted),
+        STANDALONE(a_reload_answers_a_request_sent_on_an_idle_keepalive_connection),
+        STANDALONE(a_stop_answers_a_request_sent_on_an_idle_keepalive_connection),
+        STANDALONE(workers_leave_when_the_master_is_killed),
+        STANDALONE(a_header_must_arrive_within_header_timeout_ms),
+        STANDALONE(an_idle_keepalive_connection_closes_after_keepalive_timeout_ms),
+        STANDALONE(a_flood_of_idle_and_unfinished_connections_locks_nobody_out),
+    };
+    const struct CMUnitTest zero_loss[] = {
+        KEEPALIVE(keepalive_clients_lose_nothing_across_sighup),
+        KEEPALIVE(keepalive_clients_lose_nothing_across_sigttin_and_sigttou),
+        KEEPALIVE(keepalive_clients_lose_nothing_across_max_requests),
+        KEEPALIVE(keepalive_clients_lose_nothing_across_sigterm),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("server routes", routes, group_setup_default, group_teardown);
     failed += cmocka_run_group_tests_name("server errors", errors, group_setup_default, group_teardown);
     failed += cmocka_run_group_tests_name("server master", master, NULL, NULL);
+    failed += cmocka_run_group_tests_name("server zero loss", zero_loss, NULL, NULL);
     return failed ? 1 : 0;
 }
