@@ -107,7 +107,7 @@ fi
 
 r() { sed -n "s/^RESULT .*[ ]$1=\([^ ]*\).*/\1/p" "$tmp/flood"; }
 ok=$(r normal_ok)
-fails="$(r normal_timeout) timeout, $(r normal_refused) refused, $(r normal_closed) reset/EOF, $(r normal_local) local"
+fails="$(r normal_timeout) timeout, $(r normal_refused) refused, $(r normal_closed) reset/EOF, $(r normal_local) local, $(r normal_bad) bad answer"
 if [ "$ok" -gt 0 ]; then p99="$(r p99_ms) ms"; max="$(r max_ms) ms"; else p99=-; max=-; fi
 drip_closed=$(r drip_closed)
 idle_closed=$(r idle_closed)
@@ -122,4 +122,4 @@ echo "| drip | idle | held open at the flood's end | drip closed by server | idl
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 echo "| $DRIP | $IDLE | $held | $drip_closed | $(r idle_answered) | $idle_closed | $ok/$NORMAL | $fails | $p99 | $max | $((est + cw)) ($est established, $cw close-wait) | $after |"
 echo
-echo "Reproduce: \`make $B/cowdag $B/bench/flood && DRIP=$DRIP IDLE=$IDLE NORMAL=$NORMAL DURATION=$DURATION sh bench/conn_defense.sh $B\`"
+echo "Reproduce: \`make BUILD=$B $B/cowdag $B/bench/flood && DRIP=$DRIP IDLE=$IDLE NORMAL=$NORMAL DURATION=$DURATION sh bench/conn_defense.sh $B\`"

@@ -59,7 +59,9 @@ cleanup() {
   [ $rc -eq 0 ] || echo "drain: stopped with status $rc" >&2
   [ -n "$wrkpid" ] && { kill "$wrkpid" 2>/dev/null || true; wait "$wrkpid" 2>/dev/null || true; }
   [ -n "$srv" ] && { stop_server || true; }
-  [ -n "$LOGS" ] && mkdir -p "$LOGS" && cp "$tmp"/log.* "$tmp"/wrk.* "$LOGS"/ 2>/dev/null
+  if [ -n "$LOGS" ]; then
+    mkdir -p "$LOGS" && cp "$tmp"/log* "$tmp"/wrk.* "$LOGS"/ 2>/dev/null || true
+  fi
   rm -rf "$tmp"
   exit $rc
 }
@@ -250,4 +252,4 @@ echo "| scenario | events | requests | req/s | connect err | read err | write er
 echo "|---|---|---|---|---|---|---|---|---|---|"
 cat "$tmp/rows"
 echo
-echo "Reproduce: \`make $B/cowdag && DURATION=$DURATION HUP_COUNT=$HUP_COUNT TTIN_COUNT=$TTIN_COUNT RECYCLE_AT=$RECYCLE_AT GRACE_MS=$GRACE_MS sh bench/drain.sh $B\`"
+echo "Reproduce: \`make BUILD=$B $B/cowdag && DURATION=$DURATION HUP_COUNT=$HUP_COUNT TTIN_COUNT=$TTIN_COUNT RECYCLE_AT=$RECYCLE_AT GRACE_MS=$GRACE_MS sh bench/drain.sh $B\`"

@@ -107,7 +107,6 @@ typedef struct {
     conn *c;    /* n_drip + n_idle + n_normal: drip, then idle, then normal */
     long total;
     int err_first_local; /* errno of the first local failure, for the report */
-    double t0;           /* ms: the program started */
 } flood;
 
 static double now_ms(void)
@@ -541,11 +540,12 @@ static void report(const flood *f, double t_run)
     printf("RESULT drip=%ld drip_connected=%ld drip_open=%ld drip_closed=%ld "
            "drip_close_median_s=%.1f idle=%ld idle_connected=%ld idle_answered=%ld idle_open=%ld idle_closed=%ld "
            "idle_closed_answered=%ld idle_close_median_s=%.1f normal=%ld normal_ok=%ld normal_non2xx=%ld "
-           "normal_timeout=%ld normal_refused=%ld normal_closed=%ld normal_local=%ld p50_ms=%.1f p99_ms=%.1f "
-           "max_ms=%.1f\n",
+           "normal_timeout=%ld normal_refused=%ld normal_closed=%ld normal_local=%ld normal_bad=%ld p50_ms=%.1f "
+           "p99_ms=%.1f max_ms=%.1f\n",
            o->n_drip, d.connected, d.open_end, d.closed, d.close_med_s, o->n_idle, id.connected,
            id.answered, id.open_end, id.closed, id.closed_answered, id.close_med_s, o->n_normal, ok, non2xx,
-           ends[E_TIMEOUT], ends[E_REFUSED], ends[E_PEER_CLOSE], ends[E_LOCAL] + ends[E_CONNECT], p50, p99, max);
+           ends[E_TIMEOUT], ends[E_REFUSED], ends[E_PEER_CLOSE], ends[E_LOCAL] + ends[E_CONNECT], ends[E_PROTO],
+           p50, p99, max);
 }
 
 /* --- main ---------------------------------------------------------------------- */
@@ -622,7 +622,7 @@ static void raise_nofile(long want)
 
 int main(int argc, char **argv)
 {
-    flood f = {.o = parse_args(argc, argv), .t0 = now_ms()};
+    flood f = {.o = parse_args(argc, argv)};
     f.total = f.o.n_drip + f.o.n_idle + f.o.n_normal;
     raise_nofile(f.total + 16);
     signal(SIGPIPE, SIG_IGN);
