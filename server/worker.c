@@ -170,6 +170,7 @@ typedef struct worker {
     srv_sampler *sampler;
     uint64_t samples_seen;
     uint64_t drain_start_ms; /* 0 while serving */
+    uint64_t full_until_ms;  /* at the connection limit: no accepts before this */
 } worker;
 
 static uint64_t now_ms(void)
@@ -291,6 +292,11 @@ static bool accepting(worker *w, long *ms)
 {
     if (w->listen_fd < 0)
         return false;
+    uint64_t now = now_ms();
+    if (now < w->full_until_ms) {
+        *ms = (long)(w->full_until_ms - now);
+        return false;
+    }
     uint32_t mine = (uint32_t)srv_conns_open(w->conns);
     if (w->b.sb) {
         ms_sb_set_conns(w->b.sb, w->a->slot, mine);
@@ -305,11 +311,17 @@ static bool accepting(worker *w, long *ms)
 
 /* One connection a turn: a busy worker comes back to accept later.  Near
  * its limit the worker first closes its longest-idle connection; at the
- * limit, with none idle, it leaves the connection queued for another. */
+ * limit, with none idle, it leaves the connection queued for another
+ * worker and looks again FULL_WAIT_MS later (the socket stays readable:
+ * polling it meanwhile would spin). */
+enum { FULL_WAIT_MS = 10 };
+
 static void accept_one(worker *w)
 {
-    if (!srv_conns_room(w->conns))
+    if (!srv_conns_room(w->conns)) {
+        w->full_until_ms = now_ms() + FULL_WAIT_MS;
         return;
+    }
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
     int c = accept4(w->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
