@@ -16,7 +16,7 @@
 
 #include "dag/dag.h"
 #include "heap/gc.h"
-#include "server/state.h"
+#include "load/state.h"
 
 static uint64_t now_ns(void)
 {
@@ -110,7 +110,7 @@ static heap_obj *score_state(void)
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
     heap_obj *state = heap_dict_new();
-    heap_dict_set_str_new(state, "customers", srv_state_generate_records(200000, 42));
+    heap_dict_set_str_new(state, "customers", ld_state_generate_records(200000, 42));
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
     gc_settle();
     return state;

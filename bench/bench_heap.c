@@ -17,7 +17,7 @@
 #include "heap/gc.h"
 #include "heap/heap.h"
 #include "server/sampler.h"
-#include "server/state.h"
+#include "load/state.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,7 +116,7 @@ static void young_pauses(uint64_t records, uint64_t *p50, uint64_t *p99, uint64_
 {
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-    heap_obj *store = srv_state_generate_records(records, 42);
+    heap_obj *store = ld_state_generate_records(records, 42);
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {0, 10, 10}, .full_ratio = 0.25});
     gc_settle();
     gc_stats gs;
@@ -174,7 +174,7 @@ static void bench_full(void)
     for (int k = 0; k < 2; k++) {
         heap_init(NULL);
         gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-        heap_obj *store = srv_state_generate_records(recs[k], 42);
+        heap_obj *store = ld_state_generate_records(recs[k], 42);
         (void)store;
         uint64_t t[5];
         for (int r = 0; r < 5; r++) {
@@ -200,7 +200,7 @@ static void bench_sample(void)
 {
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-    heap_obj *store = srv_state_generate_records(1050000, 42);
+    heap_obj *store = ld_state_generate_records(1050000, 42);
     (void)store;
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
     gc_settle();

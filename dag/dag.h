@@ -109,7 +109,7 @@ typedef struct dag_fail {
 
 typedef struct dag_run_opts {
     heap_obj *state;       /* dict: state name -> value (borrowed) */
-    uint64_t deadline_ns;  /* CLOCK_MONOTONIC time to give up at; 0: none */
+    uint64_t deadline_ns;  /* base_now_ns() time to give up at; 0: none */
     uint64_t max_elems;    /* largest result an op may make; 0: 1 << 28 */
     uint64_t max_bytes;    /* heap bytes the run may hold; 0: no budget */
     /* Test hook: called after each node runs with the nodes whose results

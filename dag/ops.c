@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/err.h"
+
 /* ====================================================================== */
 /* {  Errors, limits, scratch memory                                       */
 /* ====================================================================== */
@@ -56,27 +59,6 @@ static int limit_check(dag_op_ctx *ctx, const char *op, uint64_t n)
 
 /* Scratch buffers live outside the heap (malloc) and never outlive an op.
  * Running out of memory aborts, as it does in the heap. */
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        heap_panic("out of memory (%zu bytes of op scratch)", n);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        heap_panic("out of memory (%zu bytes of op scratch)", n);
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xmalloc(n), s, n);
-}
 
 /* A new float64 / int64 array of n elements, after the limit check.  The
  * contents are undefined: the caller writes every element. */
@@ -104,17 +86,6 @@ static int new_i64(dag_op_ctx *ctx, const char *op, size_t n, heap_obj **arr, in
 /* {  Params                                                               */
 /* ====================================================================== */
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return DAG_ERR;
-}
 
 static const char *ptype_name(dag_ptype t)
 {
@@ -172,7 +143,7 @@ static int param_read(const dag_param_spec *spec, const json_t *j, dag_param *v,
     case DP_STR:
         if (!json_is_string(j))
             break;
-        v->s = xstrdup(json_string_value(j));
+        v->s = base_strdup(json_string_value(j));
         return DAG_OK;
     case DP_STRLIST: {
         if (!json_is_array(j))
@@ -180,16 +151,16 @@ static int param_read(const dag_param_spec *spec, const json_t *j, dag_param *v,
         size_t n = json_array_size(j);
         for (size_t k = 0; k < n; k++)
             if (!json_is_string(json_array_get(j, k)))
-                return errf(err, errlen, "param '%s': item %zu must be a string, got %s", spec->name, k,
+                return base_errf(err, errlen, "param '%s': item %zu must be a string, got %s", spec->name, k,
                             dag_json_kind(json_array_get(j, k)));
-        v->strs = xmalloc(n * sizeof *v->strs);
+        v->strs = base_malloc(n * sizeof *v->strs);
         for (size_t k = 0; k < n; k++)
-            v->strs[k] = xstrdup(json_string_value(json_array_get(j, k)));
+            v->strs[k] = base_strdup(json_string_value(json_array_get(j, k)));
         v->nstrs = n;
         return DAG_OK;
     }
     }
-    return errf(err, errlen, "param '%s' must be %s, got %s", spec->name, ptype_name(spec->type), dag_json_kind(j));
+    return base_errf(err, errlen, "param '%s' must be %s, got %s", spec->name, ptype_name(spec->type), dag_json_kind(j));
 }
 
 int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, char *err, size_t errlen)
@@ -198,7 +169,7 @@ int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, ch
     if (params && json_is_null(params))
         params = NULL;
     if (params && !json_is_object(params))
-        return errf(err, errlen, "params must be an object, got %s", dag_json_kind(params));
+        return base_errf(err, errlen, "params must be an object, got %s", dag_json_kind(params));
 
     size_t nspec = spec_count(op);
     if (params) {
@@ -212,15 +183,15 @@ int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, ch
                 char names[160];
                 spec_names(op, names, sizeof names);
                 if (nspec)
-                    return errf(err, errlen, "unknown param '%s' (%s takes: %s)", key, op->name, names);
-                return errf(err, errlen, "unknown param '%s' (%s takes no params)", key, op->name);
+                    return base_errf(err, errlen, "unknown param '%s' (%s takes: %s)", key, op->name, names);
+                return base_errf(err, errlen, "unknown param '%s' (%s takes no params)", key, op->name);
             }
         }
     }
 
     if (!nspec)
         return DAG_OK;
-    p->v = xmalloc(nspec * sizeof *p->v);
+    p->v = base_malloc(nspec * sizeof *p->v);
     p->n = nspec;
     for (size_t k = 0; k < nspec; k++)
         p->v[k] = (dag_param){.name = op->params[k].name, .type = op->params[k].type};
@@ -230,7 +201,7 @@ int dag_params_compile(const dag_op *op, const json_t *params, dag_params *p, ch
         if (!j) {
             if (spec->required) {
                 dag_params_free(p);
-                return errf(err, errlen, "missing required param '%s' (%s)", spec->name, ptype_name(spec->type));
+                return base_errf(err, errlen, "missing required param '%s' (%s)", spec->name, ptype_name(spec->type));
             }
             continue;
         }
@@ -280,9 +251,9 @@ static int name_check(size_t nargs, const dag_params *params, char *err, size_t 
 {
     bool param = dag_param_get(params, "name") != NULL;
     if (nargs == 2 && param)
-        return errf(err, errlen, "the name is given twice: as a second arg and as param 'name'");
+        return base_errf(err, errlen, "the name is given twice: as a second arg and as param 'name'");
     if (nargs == 1 && !param)
-        return errf(err, errlen, "needs a name: a second arg, or param 'name'");
+        return base_errf(err, errlen, "needs a name: a second arg, or param 'name'");
     return DAG_OK;
 }
 
@@ -366,7 +337,7 @@ static int num_load(dag_op_ctx *ctx, const char *op, const char *what, heap_obj 
          * (one write to the item's header); in immortal mode it writes
          * nothing.  cowdag reproduces the cost, as its modes remove it. */
         size_t n = heap_list_len(o);
-        double *t = n <= sizeof v->inl / sizeof v->inl[0] ? v->inl : xmalloc(n * sizeof *t);
+        double *t = n <= sizeof v->inl / sizeof v->inl[0] ? v->inl : base_malloc(n * sizeof *t);
         bool ints;
         size_t got = heap_list_read_f64(o, t, &ints);
         if (got < n) {
@@ -406,7 +377,7 @@ static const double *num_f64(num *v)
     if (v->is_int && !v->ftmp) {
         size_t n = v->n;
         const int64_t *restrict src = v->i;
-        double *restrict t = xmalloc(n * sizeof *t);
+        double *restrict t = base_malloc(n * sizeof *t);
         for (size_t k = 0; k < n; k++)
             t[k] = (double)src[k];
         v->f = v->ftmp = t;
@@ -425,7 +396,7 @@ static const int64_t *num_ints(num *v)
     if (v->is_int)
         return v->i;
     if (!v->itmp) {
-        int64_t *t = xmalloc(v->n * sizeof *t);
+        int64_t *t = base_malloc(v->n * sizeof *t);
         for (size_t k = 0; k < v->n; k++)
             t[k] = heap_int_value(heap_list_get(v->list, k));
         v->itmp = t;
@@ -1048,7 +1019,7 @@ static int std_check(size_t nargs, const dag_params *params, char *err, size_t e
     (void)nargs;
     const dag_param *d = dag_param_get(params, "ddof");
     if (d && d->i < 0)
-        return errf(err, errlen, "param 'ddof' must be >= 0, got %" PRId64, d->i);
+        return base_errf(err, errlen, "param 'ddof' must be >= 0, got %" PRId64, d->i);
     return DAG_OK;
 }
 
@@ -1434,8 +1405,8 @@ static int op_lookup(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const
     if (k.i64 || k.f64) { /* int keys from an array: one batched look-up */
         int64_t ik_small[64];
         heap_obj *vals_small[64];
-        int64_t *ik = k.n <= 64 ? ik_small : xmalloc(k.n * sizeof *ik);
-        heap_obj **vals = k.n <= 64 ? vals_small : xmalloc(k.n * sizeof *vals);
+        int64_t *ik = k.n <= 64 ? ik_small : base_malloc(k.n * sizeof *ik);
+        heap_obj **vals = k.n <= 64 ? vals_small : base_malloc(k.n * sizeof *vals);
         for (size_t j = 0; j < k.n; j++)
             if (k.i64)
                 ik[j] = k.i64[j];
@@ -1497,8 +1468,8 @@ static int op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
         for (size_t j = 0; j < n && all_dicts; j++)
             all_dicts = heap_type_of(heap_list_get(recs, j)) == HT_DICT;
         if (all_dicts) {
-            heap_obj **ds = n <= 64 ? ds_small : xmalloc(n * sizeof *ds);
-            vals = n <= 64 ? vals_small : xmalloc(n * sizeof *vals);
+            heap_obj **ds = n <= 64 ? ds_small : base_malloc(n * sizeof *ds);
+            vals = n <= 64 ? vals_small : base_malloc(n * sizeof *vals);
             for (size_t j = 0; j < n; j++)
                 ds[j] = heap_list_get(recs, j);
             heap_dicts_get_str_many(ds, n, name, vals);
@@ -1570,13 +1541,13 @@ static int make_record_check(size_t nargs, const dag_params *params, char *err, 
 {
     const dag_param *names = dag_param_get(params, "names");
     if (!names)
-        return errf(err, errlen, "make_record needs param 'names'");
+        return base_errf(err, errlen, "make_record needs param 'names'");
     if (names->nstrs != nargs)
-        return errf(err, errlen, "make_record takes one arg per name: %zu names, %zu args", names->nstrs, nargs);
+        return base_errf(err, errlen, "make_record takes one arg per name: %zu names, %zu args", names->nstrs, nargs);
     for (size_t a = 0; a < names->nstrs; a++)
         for (size_t b = a + 1; b < names->nstrs; b++)
             if (strcmp(names->strs[a], names->strs[b]) == 0)
-                return errf(err, errlen, "make_record: name \"%.64s\" appears twice in 'names'", names->strs[a]);
+                return base_errf(err, errlen, "make_record: name \"%.64s\" appears twice in 'names'", names->strs[a]);
     return DAG_OK;
 }
 
@@ -1639,7 +1610,7 @@ static int mask_load(dag_op_ctx *ctx, heap_obj *o, num *m)
         return num_load(ctx, "filter", "mask", o, m);
     }
     size_t n = heap_list_len(o);
-    double *t = xmalloc(n * sizeof *t);
+    double *t = base_malloc(n * sizeof *t);
     for (size_t k = 0; k < n; k++) {
         heap_obj *e = heap_list_get(o, k);
         switch (heap_type_of(e)) {
@@ -1749,8 +1720,8 @@ static int group_of(dag_op_ctx *ctx, const char *op, groups *g, heap_obj *key, i
         return DAG_ERR;
     if (g->n == g->cap) {
         g->cap = g->cap ? 2 * g->cap : 16;
-        g->sum = xrealloc(g->sum, g->cap * sizeof *g->sum);
-        g->count = xrealloc(g->count, g->cap * sizeof *g->count);
+        g->sum = base_realloc(g->sum, g->cap * sizeof *g->sum);
+        g->count = base_realloc(g->count, g->cap * sizeof *g->count);
     }
     size_t k = g->n++;
     g->sum[k] = 0.0;
@@ -1928,8 +1899,8 @@ static int edges_load(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, edge
         e->n = heap_list_len(l);
         if (limit_check(ctx, "graph", e->n) != DAG_OK)
             return DAG_ERR;
-        e->src = xmalloc(e->n * sizeof *e->src);
-        e->dst = xmalloc(e->n * sizeof *e->dst);
+        e->src = base_malloc(e->n * sizeof *e->src);
+        e->dst = base_malloc(e->n * sizeof *e->dst);
         for (size_t k = 0; k < e->n; k++) {
             heap_obj *pair = heap_list_get(l, k);
             if (heap_type_of(pair) != HT_LIST || heap_list_len(pair) != 2) {
@@ -1961,8 +1932,8 @@ static int edges_load(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, edge
         rc = limit_check(ctx, "graph", s.n);
     if (rc == DAG_OK) {
         e->n = s.n;
-        e->src = xmalloc(e->n * sizeof *e->src);
-        e->dst = xmalloc(e->n * sizeof *e->dst);
+        e->src = base_malloc(e->n * sizeof *e->src);
+        e->dst = base_malloc(e->n * sizeof *e->dst);
         if ((rc = ids_from(ctx, "src", &s, e->src)) == DAG_OK)
             rc = ids_from(ctx, "dst", &d, e->dst);
         if (rc != DAG_OK)
@@ -2067,7 +2038,7 @@ static bool ptrset_add(ptrset *s, const void *p)
 {
     if (2 * (s->len + 1) > s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        const void **slot = xmalloc(cap * sizeof *slot);
+        const void **slot = base_malloc(cap * sizeof *slot);
         memset(slot, 0, cap * sizeof *slot);
         for (size_t k = 0; k < s->cap; k++)
             if (s->slot[k])
@@ -2109,7 +2080,7 @@ static int op_graph_reach(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, 
 
     ptrset seen = {0};
     size_t cap = 64, sp = 0;
-    heap_obj **stack = xmalloc(cap * sizeof *stack);
+    heap_obj **stack = base_malloc(cap * sizeof *stack);
     ptrset_add(&seen, first);
     stack[sp++] = first;
     int64_t reached = 0;
@@ -2133,7 +2104,7 @@ static int op_graph_reach(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, 
                 continue;
             if (sp == cap) {
                 cap *= 2;
-                stack = xrealloc(stack, cap * sizeof *stack);
+                stack = base_realloc(stack, cap * sizeof *stack);
             }
             stack[sp++] = next;
         }

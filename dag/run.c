@@ -20,6 +20,8 @@
  */
 #include "dag/dag.h"
 
+#include "base/clock.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,13 +42,6 @@ typedef struct run {
     uint32_t noutputs;
     uint64_t base_bytes; /* heap live bytes when the run began */
 } run;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int failf(dag_fail *f, const char *code, const char *node, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -355,7 +350,7 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
 
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     uint64_t base = heap_live_bytes();
     heap_reset_peak();
     *res = (dag_result){0};
@@ -384,7 +379,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
             }
         if (opts && opts->on_step)
             step_hook(&r, opts, id);
-        if (opts && opts->deadline_ns && now_ns() > opts->deadline_ns && k + 1 < r.norder) {
+        if (opts && opts->deadline_ns && base_now_ns() > opts->deadline_ns && k + 1 < r.norder) {
             run_release(&r);
             return failf(fail, "limit_exceeded", n->name, "the run exceeded its time limit after node '%s'",
                          n->name);
@@ -406,7 +401,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
     res->nodes_executed = executed;
     res->peak_bytes = peak > base ? peak - base : 0;
     res->held_bytes = live > base ? live - base : 0;
-    res->elapsed_us = (now_ns() - t0) / 1000;
+    res->elapsed_us = (base_now_ns() - t0) / 1000;
     return DAG_OK;
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dag/dag.h"
 #include "heap/gc.h"
 
@@ -44,13 +45,6 @@ typedef struct h_req {
     char method[8];
     char url[160];
 } h_req;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ====================================================================== */
 /* {  Responses                                                            */
@@ -292,9 +286,9 @@ static enum MHD_Result route_collect(h_server *s, struct MHD_Connection *conn, h
                                  "generation must be 0, 1 or 2, not '%s'", g);
         gen = (int)v;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     uint64_t freed = gc_collect(gen);
-    uint64_t us = (now_ns() - t0) / 1000;
+    uint64_t us = (base_now_ns() - t0) / 1000;
     gc_stats gs;
     gc_get_stats(&gs);
     return respond_jansson(conn, r,
@@ -384,7 +378,7 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
         return post ? route_collect(s, conn, r)
                     : not_allowed(conn, r, url, "POST");
     if (dag_path(url, name, sizeof name, &rest)) {
-        const dag *d = srv_world_dag(s->world, name);
+        const dag *d = ld_world_dag(s->world, name);
         bool run = rest && strcmp(rest, "run") == 0, dot = rest && strcmp(rest, "dot") == 0;
         if (rest && !run && !dot && *rest)
             return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s", url);
@@ -453,7 +447,7 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         if (!r)
             return MHD_NO;
         r->server = s;
-        r->t0_ns = now_ns();
+        r->t0_ns = base_now_ns();
         s->inflight++;
         mark_asked(s, conn);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -524,7 +518,7 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
     if (r->stream)
         r->stream->req = NULL;
     if (r->status) {
-        uint64_t us = (now_ns() - r->t0_ns) / 1000;
+        uint64_t us = (base_now_ns() - r->t0_ns) / 1000;
         s->requests++;
         if (r->status >= 400)
             s->errors++;

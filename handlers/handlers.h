@@ -15,15 +15,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "server/config.h"
-#include "server/world.h"
+#include "load/config.h"
+#include "load/world.h"
 
 enum { H_SERVING, H_DRAINING, H_REFUSING };
 
 /* What the routes need from their worker (owned by the worker). */
 typedef struct h_server {
-    const srv_config *cfg;
-    const srv_world *world;
+    const ld_config *cfg;
+    const ld_world *world;
     int worker;               /* slot number */
     long pid;                 /* the worker's, for run responses (0: ask getpid) */
     /* The worker's phase: H_SERVING; H_DRAINING once it stops accepting

@@ -15,7 +15,7 @@ typedef struct h_snapshot {
     ms_master master;
     ms_entry workers[MS_SB_ENTRIES]; /* entries in use, by slot then generation */
     size_t nworkers;
-    uint64_t now_ms; /* CLOCK_MONOTONIC when taken */
+    uint64_t now_ms; /* base_now_ms() when taken (base/clock.h) */
 } h_snapshot;
 
 /* Copies every entry in use (status other than MS_FREE). */

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/alloc.h"
+#include "base/err.h"
 #include "heap/gc.h"
 #include "heap/heap_internal.h"
 
@@ -198,23 +200,12 @@ static h_int small_ints[SMALL_INT_MAX - SMALL_INT_MIN + 1];
 /* {  Errors                                                               */
 /* ====================================================================== */
 
+
 _Noreturn void heap_panic(const char *fmt, ...)
 {
     va_list ap;
-    fputs("cowdag: heap: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    abort();
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q && n)
-        heap_panic("out of memory (%zu bytes of bookkeeping)", n);
-    return q;
+    base_vpanic("heap", fmt, ap);
 }
 
 /* }====================================================================== */
@@ -281,7 +272,7 @@ static int32_t arena_new(void)
     if (slot == H.narenas) {
         if (H.narenas == H.arenas_cap) {
             H.arenas_cap = H.arenas_cap ? 2 * H.arenas_cap : 16;
-            H.arenas = xrealloc(H.arenas, H.arenas_cap * sizeof(arena));
+            H.arenas = base_realloc(H.arenas, H.arenas_cap * sizeof(arena));
         }
         H.narenas++;
     }
@@ -473,7 +464,7 @@ static void *large_alloc(unsigned kind, size_t n, bool *fresh)
         H.stats.mapped_bytes += ms;
         *fresh = true;
     }
-    large_node *node = xrealloc(NULL, sizeof *node);
+    large_node *node = base_realloc(NULL, sizeof *node);
     *node = (large_node){.base = (uintptr_t)base, .map_size = ms, .epoch = H.epoch, .seal = H.seal, .kind = (uint8_t)kind};
     node->next = H.large;
     if (H.large)
@@ -719,7 +710,7 @@ static void dealloc_push(heap_obj *o)
 {
     if (H.dealloc_len == H.dealloc_cap) {
         H.dealloc_cap = H.dealloc_cap ? 2 * H.dealloc_cap : 256;
-        H.dealloc_stack = xrealloc(H.dealloc_stack, H.dealloc_cap * sizeof(heap_obj *));
+        H.dealloc_stack = base_realloc(H.dealloc_stack, H.dealloc_cap * sizeof(heap_obj *));
     }
     H.dealloc_stack[H.dealloc_len++] = o;
 }

@@ -10,15 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "memstats/memstats.h"
-#include "server/state.h"
+#include "load/state.h"
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -202,13 +198,11 @@ int srv_cowtest(const srv_cow_options *opt, FILE *out)
     (void)ms_zero_pfn(); /* cache it before forking */
     /* As a master does: load with automatic collection off (loading makes
      * no garbage worth finding), then settle once in the chosen mode. */
-    gc_config loading = opt->gc;
-    loading.mode = GC_DISABLE;
-    loading.immortal = false;
-    gc_configure(&loading);
-    double t0 = now_ms();
-    heap_obj *store = srv_state_generate_records(opt->records, opt->seed);
     gc_configure(&opt->gc);
+    gc_pause(); /* building makes no garbage: collect once, when settling */
+    double t0 = now_ms();
+    heap_obj *store = ld_state_generate_records(opt->records, opt->seed);
+    gc_resume();
     gc_settle();
     double build_ms = now_ms() - t0;
     uint64_t tracked_pages = count_tracked_pages();

@@ -10,13 +10,14 @@
 #include <jansson.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dag/dag.h"
 #include "heap/gc.h"
-#include "server/config.h"
+#include "load/config.h"
 #include "server/client.h"
 #include "server/cowtest.h"
 #include "server/serve.h"
-#include "server/world.h"
+#include "load/world.h"
 
 #define COWDAG_VERSION "0.1.0"
 
@@ -140,6 +141,7 @@ static int cmd_cowtest(int argc, char **argv)
         {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
     srv_cow_options o = {.seed = 42, .collect = -1, .gc = gc_default_config()};
     bool have_records = false;
+    char err[128];
     uint64_t v;
     int c;
     opterr = 0;
@@ -151,8 +153,8 @@ static int cmd_cowtest(int argc, char **argv)
             have_records = true;
             break;
         case O_GC:
-            if (gc_mode_parse(optarg, &o.gc.mode))
-                return fail("cowtest", "--gc wants tuned, disable or freeze, not '%s'", optarg);
+            if (ld_gc_mode_arg(optarg, &o.gc.mode, err, sizeof err) != LD_OK)
+                return fail("cowtest", "%s", err);
             break;
         case O_THRESH:
             if (parse_thresholds(optarg, o.gc.thresholds))
@@ -213,10 +215,10 @@ static int common_option(int c, const char *usage, const char **config)
     }
 }
 
-static int load_config(const char *cmd, const char *path, srv_config *cfg)
+static int load_config(const char *cmd, const char *path, ld_config *cfg)
 {
     char err[1024];
-    if (srv_config_load(path, cfg, err, sizeof err) != SRV_OK) {
+    if (ld_config_load(path, cfg, err, sizeof err) != LD_OK) {
         fprintf(stderr, "cowdag %s: %s\n", cmd, err);
         return 1;
     }
@@ -322,33 +324,31 @@ static int cmd_run(int argc, char **argv)
         json_object_set_new(req, "outputs", list);
     }
 
-    srv_config cfg;
+    ld_config cfg;
     if (load_config("run", config, &cfg)) {
         json_decref(req);
         return 1;
     }
     heap_init(NULL);
     gc_configure(&cfg.gc);
-    srv_world w;
-    int loaded = srv_world_load(&cfg, dag_name, SRV_STATE_NEEDED, &w, stderr);
-    if (loaded != SRV_OK) {
+    ld_world w;
+    int loaded = ld_world_load(&cfg, dag_name, LD_STATE_NEEDED, &w, stderr);
+    if (loaded != LD_OK) {
         json_decref(req);
-        srv_config_free(&cfg);
-        if (loaded != SRV_NO_DAG)
+        ld_config_free(&cfg);
+        if (loaded != LD_NO_DAG)
             return 1;
         f.code = "unknown_dag"; /* as the route answers */
         snprintf(f.message, sizeof f.message, "no DAG named '%.200s'", dag_name);
         return print_error_json(&f);
     }
     gc_settle(); /* as a master does before serving */
-    const dag *d = srv_world_dag(&w, dag_name);
+    const dag *d = ld_world_dag(&w, dag_name);
     /* The route's limits: the run budget, and timeout_ms from the start of
      * the run (loading the state is not part of it). */
     dag_run_opts ro = {.state = w.state, .max_bytes = cfg.max_run_bytes};
     if (cfg.timeout_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ro.deadline_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)cfg.timeout_ms * 1000000u;
+        ro.deadline_ns = base_now_ns() + (uint64_t)cfg.timeout_ms * 1000000u;
     }
     dag_result res;
     int rc = 0;
@@ -371,8 +371,8 @@ static int cmd_run(int argc, char **argv)
         dag_result_free(&res);
     }
     json_decref(req);
-    srv_world_free(&w);
-    srv_config_free(&cfg);
+    ld_world_free(&w);
+    ld_config_free(&cfg);
     return rc;
 }
 
@@ -396,13 +396,13 @@ static int cmd_check(int argc, char **argv)
     }
     if (optind < argc)
         return fail("check", "unexpected argument '%s'", argv[optind]);
-    srv_config cfg;
+    ld_config cfg;
     if (load_config("check", config, &cfg))
         return 1;
     heap_init(NULL);
-    srv_world w;
-    if (srv_world_load(&cfg, NULL, SRV_STATE_ALL, &w, stderr) != SRV_OK) {
-        srv_config_free(&cfg);
+    ld_world w;
+    if (ld_world_load(&cfg, NULL, LD_STATE_ALL, &w, stderr) != LD_OK) {
+        ld_config_free(&cfg);
         return 1;
     }
     printf("config %s: ok (listen %s:%d, %d workers, gc %s)\n", cfg.path, cfg.listen_host, cfg.listen_port,
@@ -424,8 +424,8 @@ static int cmd_check(int argc, char **argv)
     heap_get_stats(&hs);
     printf("ok: %zu state entries (%.1f MiB in the heap), %zu DAGs\n", cfg.nstate, (double)hs.live_bytes / 1048576.0,
            w.ndags);
-    srv_world_free(&w);
-    srv_config_free(&cfg);
+    ld_world_free(&w);
+    ld_config_free(&cfg);
     return 0;
 }
 
@@ -442,7 +442,7 @@ static int cmd_serve(int argc, char **argv)
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *config = DEFAULT_CONFIG;
-    srv_overrides ov = {.workers = -1};
+    ld_overrides ov = {.workers = -1};
     uint64_t v;
     int c;
     opterr = 0;
@@ -452,7 +452,7 @@ static int cmd_serve(int argc, char **argv)
             ov.listen = optarg;
             break;
         case O_WORKERS:
-            if (parse_u64(optarg, &v) || v < 1 || v > 256)
+            if (parse_u64(optarg, &v) || v < 1 || v > LD_MAX_WORKERS)
                 return fail("serve", "--workers wants 1 to 256, not '%s'", optarg);
             ov.workers = (int)v;
             break;
@@ -478,16 +478,17 @@ static int cmd_serve(int argc, char **argv)
     }
     if (optind < argc)
         return fail("serve", "unexpected argument '%s'", argv[optind]);
-    /* Check the flags against the file once before starting. */
-    srv_config cfg;
+    /* The file, then the flags over it: what the master serves (and what a
+     * SIGHUP reads and applies again). */
+    ld_config cfg;
     if (load_config("serve", config, &cfg))
         return 1;
     char err[512];
-    int bad = srv_apply_overrides(&cfg, &ov, err, sizeof err);
-    srv_config_free(&cfg);
-    if (bad)
+    if (ld_config_override(&cfg, &ov, err, sizeof err) != LD_OK) {
+        ld_config_free(&cfg);
         return fail("serve", "%s", err);
-    return srv_serve(config, &ov);
+    }
+    return srv_serve(&cfg);
 }
 
 static const char *const usage_stats =

@@ -35,12 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "heap/gc.h"
 #include "memstats/memstats.h"
 #include "memstats/scoreboard.h"
 #include "server/sampler.h"
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS LD_MAX_WORKERS
 #define MAX_RETIRING (MAX_WORKERS * 8)
 #define MAX_GENERATIONS 8
 
@@ -79,13 +80,6 @@ static void on_signal(int sig)
 
 static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU};
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void mlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* One write per line, so workers' lines never land inside it. */
@@ -106,48 +100,10 @@ static void mlog(const char *fmt, ...)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Config flags and the listen socket                                   */
+/* {  The listen socket                                                    */
 /* ====================================================================== */
 
-int srv_apply_overrides(srv_config *cfg, const srv_overrides *ov, char *err, size_t errlen)
-{
-    if (ov->listen) {
-        char *host;
-        int port;
-        if (srv_parse_listen(ov->listen, &host, &port) != SRV_OK) {
-            snprintf(err, errlen, "--listen wants HOST:PORT, not '%s'", ov->listen);
-            return SRV_ERR;
-        }
-        free(cfg->listen_host);
-        cfg->listen_host = host;
-        cfg->listen_port = port;
-    }
-    if (ov->workers >= 0) {
-        if (ov->workers < 1 || ov->workers > MAX_WORKERS) {
-            snprintf(err, errlen, "--workers wants 1 to %d", MAX_WORKERS);
-            return SRV_ERR;
-        }
-        cfg->workers = ov->workers;
-    }
-    if (ov->gc_mode && gc_mode_parse(ov->gc_mode, &cfg->gc.mode) != HEAP_OK) {
-        snprintf(err, errlen, "--gc wants tuned, disable or freeze, not '%s'", ov->gc_mode);
-        return SRV_ERR;
-    }
-    if (ov->thresholds_set)
-        memcpy(cfg->gc.thresholds, ov->thresholds, sizeof cfg->gc.thresholds);
-    if (ov->immortal)
-        cfg->gc.immortal = true;
-    if (ov->gc_mode && cfg->gc.mode != GC_FREEZE && !ov->immortal)
-        cfg->gc.immortal = false; /* --gc tuned over a freeze+immortal file */
-    const char *why;
-    if (gc_config_check(&cfg->gc, &why) != HEAP_OK) {
-        snprintf(err, errlen, "%s", why);
-        return SRV_ERR;
-    }
-    return SRV_OK;
-}
-
-int srv_listen(const srv_config *cfg, char *err, size_t errlen)
+int srv_listen(const ld_config *cfg, char *err, size_t errlen)
 {
     const char *inherited = getenv("COWDAG_LISTEN_FD");
     if (inherited) {
@@ -236,14 +192,12 @@ typedef struct retiring {
 typedef struct generation {
     int id;
     uint32_t seal; /* heap_seal() number its memory carries */
-    srv_config cfg;
-    srv_world world;
+    ld_config cfg;
+    ld_world world;
     bool live;
 } generation;
 
 typedef struct master {
-    const char *config_path;
-    const srv_overrides *ov;
     int listen_fd;
     generation gens[MAX_GENERATIONS];
     int current; /* index into gens */
@@ -333,10 +287,10 @@ static void spawn(master *m, int i)
     int sbi = -1;
     pid_t pid = fork_worker(m, cur(m), i, NULL, &sbi);
     if (pid < 0) {
-        s->respawn_at = now_ms() + 1000;
+        s->respawn_at = base_now_ms() + 1000;
         return;
     }
-    *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = now_ms()};
+    *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = base_now_ms()};
 }
 
 /* A worker gives up on its own after graceful_timeout_ms (closing what is
@@ -351,7 +305,7 @@ static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
         sig = SIGKILL;
     } else {
         m->retiring[m->nretiring++] =
-            (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
+            (retiring){pid, sb_index, generation, base_now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
     }
     if (sig == SIGTERM) /* reported at once, even if the worker is busy with a long run */
         ms_sb_set_status(m->sb, sb_index, MS_DRAINING);
@@ -406,7 +360,7 @@ static void reap(master *m)
             if (s->sb_index >= 0)
                 ms_sb_release(m->sb, s->sb_index);
             s->sb_index = -1;
-            uint64_t now = now_ms();
+            uint64_t now = base_now_ms();
             if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_FATAL) {
                 s->disabled = true;
                 mlog("worker %d (pid %d) failed at start-up; not respawning it", i, (int)pid);
@@ -483,7 +437,7 @@ static void publish_master(master *m)
 {
     if (!m->sb)
         return;
-    const srv_config *c = &cur(m)->cfg;
+    const ld_config *c = &cur(m)->cfg;
     ms_master *x = &m->sb->master;
     ms_sb_write_begin(&x->seq);
     x->pid = (int32_t)getpid();
@@ -515,11 +469,12 @@ static void sample_master(master *m)
 /* {  Loading and reloading                                                */
 /* ====================================================================== */
 
-/* Loads config (unless one is given: taken), state and DAGs into a free
- * generation slot; -1 on error (logged).  The first generation loads into
+/* Loads state and DAGs into a free generation slot, with the config given
+ * (taken), or else the current one's file and flags read again; -1 on error
+ * (logged).  The first generation loads into
  * the heap as it is; a reload seals what is there first, so the new state
  * gets fresh memory. */
-static int load_generation(master *m, bool reload, srv_config *given)
+static int load_generation(master *m, bool reload, ld_config *given)
 {
     int k = 0;
     while (k < MAX_GENERATIONS && m->gens[k].live)
@@ -527,7 +482,7 @@ static int load_generation(master *m, bool reload, srv_config *given)
     if (k == MAX_GENERATIONS) {
         mlog("too many generations still retiring; try again later");
         if (given)
-            srv_config_free(given);
+            ld_config_free(given);
         return -1;
     }
     generation *g = &m->gens[k];
@@ -535,16 +490,15 @@ static int load_generation(master *m, bool reload, srv_config *given)
     char err[1024];
     if (given) {
         g->cfg = *given;
-        *given = (srv_config){0};
-    } else if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
-               srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
+        *given = (ld_config){0};
+    } else if (ld_config_reload(&cur(m)->cfg, &g->cfg, err, sizeof err) != LD_OK) {
         mlog("%s", err);
-        srv_config_free(&g->cfg);
+        ld_config_free(&g->cfg);
         return -1;
     }
     gc_configure(&g->cfg.gc);
-    if (srv_world_load(&g->cfg, NULL, SRV_STATE_ALL, &g->world, stderr) != SRV_OK) {
-        srv_config_free(&g->cfg);
+    if (ld_world_load(&g->cfg, NULL, LD_STATE_ALL, &g->world, stderr) != LD_OK) {
+        ld_config_free(&g->cfg);
         if (reload) /* the running generation's collector settings again */
             gc_configure(&cur(m)->cfg.gc);
         return -1;
@@ -564,13 +518,13 @@ static int load_generation(master *m, bool reload, srv_config *given)
  * returns how many did (a worker that died first closes its pipe unread). */
 static int wait_ready(master *m, int *fds, int n)
 {
-    uint64_t deadline = now_ms() + 10000;
+    uint64_t deadline = base_now_ms() + 10000;
     int ready = 0;
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0)
             continue;
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
-        uint64_t now = now_ms();
+        uint64_t now = base_now_ms();
         char c;
         if (now < deadline && poll(&p, 1, (int)(deadline - now)) > 0 && read(fds[i], &c, 1) == 1)
             ready++;
@@ -585,15 +539,15 @@ static int wait_ready(master *m, int *fds, int n)
 static void drop_generation(generation *g, uint32_t from, uint32_t before)
 {
     gc_mortalize_sealed(from, before);
-    srv_world_free(&g->world);
-    srv_config_free(&g->cfg);
+    ld_world_free(&g->world);
+    ld_config_free(&g->cfg);
     g->live = false;
     gc_collect(GC_GENERATIONS - 1);
 }
 
 static void reload(master *m)
 {
-    mlog("reloading %s", m->config_path);
+    mlog("reloading %s", cur(m)->cfg.path);
     int k = load_generation(m, true, NULL);
     if (k < 0) {
         mlog("reload failed; generation %d goes on serving", cur(m)->id);
@@ -634,7 +588,7 @@ static void reload(master *m)
     m->nslots = n;
     for (int i = 0; i < n; i++)
         if (pids[i] > 0)
-            m->slots[i] = (slot){.pid = pids[i], .sb_index = sbs[i], .generation = g->id, .started_ms = now_ms(),
+            m->slots[i] = (slot){.pid = pids[i], .sb_index = sbs[i], .generation = g->id, .started_ms = base_now_ms(),
                                  .spawned = true};
     publish_master(m);
     mlog("generation %d serving; generation %d retiring (%d workers)", g->id, old_gen, nold);
@@ -653,8 +607,8 @@ static int finish(master *m, int status)
     for (int k = 0; k < MAX_GENERATIONS; k++) {
         if (!m->gens[k].live)
             continue;
-        srv_world_free(&m->gens[k].world);
-        srv_config_free(&m->gens[k].cfg);
+        ld_world_free(&m->gens[k].world);
+        ld_config_free(&m->gens[k].cfg);
         m->gens[k].live = false;
     }
     if (m->listen_fd >= 0)
@@ -669,7 +623,7 @@ static void begin_stop(master *m)
     if (m->stopping)
         return;
     m->stopping = true;
-    m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
+    m->stop_deadline = base_now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
     close(m->listen_fd);
     m->listen_fd = -1;
     for (int i = 0; i < MAX_WORKERS; i++)
@@ -724,12 +678,12 @@ static void scale(master *m)
     }
 }
 
-int srv_serve(const char *config_path, const srv_overrides *ov)
+int srv_serve(ld_config *cfg)
 {
-    master m = {.config_path = config_path, .ov = ov, .listen_fd = -1, .next_id = 1};
+    master m = {.listen_fd = -1, .next_id = 1};
     heap_init(NULL);
     (void)ms_zero_pfn(); /* cached before forking */
-    srandom((unsigned)getpid() ^ (unsigned)now_ms());
+    srandom((unsigned)getpid() ^ (unsigned)base_now_ms());
 
     /* Signals blocked from here on, except while waiting. */
     sigset_t blocked, waiting;
@@ -749,21 +703,14 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     signal(SIGPIPE, SIG_IGN);
 
     /* The socket first: an address in use is known before the state loads. */
-    srv_config cfg;
     char err[1024];
-    if (srv_config_load(config_path, &cfg, err, sizeof err) != SRV_OK ||
-        srv_apply_overrides(&cfg, ov, err, sizeof err) != SRV_OK) {
-        mlog("%s", err);
-        srv_config_free(&cfg);
-        return finish(&m, 1);
-    }
-    m.listen_fd = srv_listen(&cfg, err, sizeof err);
+    m.listen_fd = srv_listen(cfg, err, sizeof err);
     if (m.listen_fd < 0) {
         mlog("%s", err);
-        srv_config_free(&cfg);
+        ld_config_free(cfg);
         return finish(&m, 1);
     }
-    int k = load_generation(&m, false, &cfg);
+    int k = load_generation(&m, false, cfg);
     if (k < 0)
         return finish(&m, 1);
     m.current = k;
@@ -782,7 +729,7 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     publish_master(&m);
     sample_master(&m);
     for (;;) {
-        uint64_t now = now_ms(), wake = now + 1000;
+        uint64_t now = base_now_ms(), wake = now + 1000;
         if (!m.stopping) {
             /* A worker that stopped accepting by itself (max_requests) is
              * recycling: it finishes as a retiring worker, with a deadline,
@@ -855,10 +802,10 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
                 mlog("stopped");
                 return finish(&m, 0);
             }
-            if (now_ms() >= m.stop_deadline) {
+            if (base_now_ms() >= m.stop_deadline) {
                 mlog("graceful_timeout_ms passed: SIGKILL to what is left");
                 kill_all(&m, SIGKILL);
-                m.stop_deadline = now_ms() + 60000;
+                m.stop_deadline = base_now_ms() + 60000;
             }
             continue;
         }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "handlers/handlers.h"
 #include "handlers/stats.h"
 #include "heap/heap.h"
@@ -180,19 +181,17 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
      * (for up to FRESH_GRACE_MS: its client has connected and is sending).
      * Connections idle between keep-alive requests are closed at the end. */
     enum { FRESH_GRACE_MS = 1000 };
-    struct timespec drain_start = {0};
+    uint64_t drain_start_ms = 0;
     for (;;) {
         if (!draining && (stop_requested || (a->max_requests && hs.requests >= a->max_requests))) {
             draining = true;
             phase = H_DRAINING;
             publish_status(&b, MS_DRAINING);
             ms_sb_set_conns(b.sb, a->slot, MS_SLOT_UNAVAILABLE); /* nobody waits on us */
-            clock_gettime(CLOCK_MONOTONIC, &drain_start);
+            drain_start_ms = base_now_ms();
         }
         if (draining) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long waited = (now.tv_sec - drain_start.tv_sec) * 1000 + (now.tv_nsec - drain_start.tv_nsec) / 1000000;
+            long waited = (long)(base_now_ms() - drain_start_ms);
             if (waited >= a->cfg->graceful_timeout_ms) { /* a client that never finishes does not hold us */
                 fprintf(stderr, "cowdag[%d]: worker %d: graceful_timeout_ms passed with %llu requests in flight\n",
                         (int)getpid(), a->slot, (unsigned long long)hs.inflight);

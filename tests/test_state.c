@@ -1,4 +1,4 @@
-/* test_state: loading the master's state (server/state.h): the spec's
+/* test_state: loading the master's state (load/state.h): the spec's
  * generated store, checked against the spec's formula recomputed here, and
  * records, tables and documents read from tests/fixtures/state.  CSV syntax
  * itself is tested in tests/test_csv.c. */
@@ -14,8 +14,8 @@
 #include <cmocka.h>
 
 #include "heap/heap.h"
-#include "server/config.h"
-#include "server/state.h"
+#include "load/config.h"
+#include "load/state.h"
 
 #define FIX "tests/fixtures/state/"
 
@@ -42,37 +42,37 @@ static uint64_t live_objects(void)
 
 /* The specs a config would give (built by hand: the config loader is
  * tested on its own). */
-static srv_state_spec table_spec(const char *csv)
+static ld_state_spec table_spec(const char *csv)
 {
-    return (srv_state_spec){.name = "t", .kind = SRV_STATE_TABLE, .csv = (char *)csv};
+    return (ld_state_spec){.name = "t", .kind = LD_STATE_TABLE, .csv = (char *)csv};
 }
 
-static srv_state_spec records_spec(const char *csv, const char *key)
+static ld_state_spec records_spec(const char *csv, const char *key)
 {
-    return (srv_state_spec){.name = "r", .kind = SRV_STATE_RECORDS, .csv = (char *)csv, .key = (char *)key};
+    return (ld_state_spec){.name = "r", .kind = LD_STATE_RECORDS, .csv = (char *)csv, .key = (char *)key};
 }
 
-static srv_state_spec json_spec(const char *file)
+static ld_state_spec json_spec(const char *file)
 {
-    return (srv_state_spec){.name = "j", .kind = SRV_STATE_JSON, .file = (char *)file};
+    return (ld_state_spec){.name = "j", .kind = LD_STATE_JSON, .file = (char *)file};
 }
 
-static heap_obj *load_ok(srv_state_spec spec)
+static heap_obj *load_ok(ld_state_spec spec)
 {
     char err[512] = "";
     heap_obj *out = NULL;
-    if (srv_state_load(&spec, &out, err, sizeof err) != SRV_OK)
+    if (ld_state_load(&spec, &out, err, sizeof err) != LD_OK)
         fail_msg("load failed: %s", err);
     assert_non_null(out);
     return out;
 }
 
 /* Loading fails with exactly `want`, leaves *out NULL and no heap objects. */
-static void expect_load_error(srv_state_spec spec, const char *want)
+static void expect_load_error(ld_state_spec spec, const char *want)
 {
     char err[512] = "";
     heap_obj *out = (heap_obj *)&err; /* must be reset */
-    assert_int_equal(srv_state_load(&spec, &out, err, sizeof err), SRV_ERR);
+    assert_int_equal(ld_state_load(&spec, &out, err, sizeof err), LD_ERR);
     assert_null(out);
     assert_string_equal(err, want);
     assert_int_equal(live_objects(), 0);
@@ -149,7 +149,7 @@ static void check_generated(heap_obj *rec, int64_t i, uint64_t *x, const char *t
 static void generated_records_follow_the_spec_formula(void **state)
 {
     (void)state;
-    srv_state_spec spec = {.name = "customers", .kind = SRV_STATE_RECORDS, .generate = true, .count = 20, .seed = 42};
+    ld_state_spec spec = {.name = "customers", .kind = LD_STATE_RECORDS, .generate = true, .count = 20, .seed = 42};
     heap_obj *store = load_ok(spec);
     assert_int_equal(heap_type_of(store), HT_DICT);
     assert_int_equal(heap_dict_len(store), 20);

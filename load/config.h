@@ -10,27 +10,41 @@
 
 #include "heap/gc.h"
 
-#define SRV_OK 0
-#define SRV_ERR (-1)
+#define LD_OK 0
+#define LD_ERR (-1)
 
-typedef enum srv_state_kind { SRV_STATE_RECORDS, SRV_STATE_TABLE, SRV_STATE_JSON } srv_state_kind;
+/* The most workers a config (or --workers) may ask for. */
+#define LD_MAX_WORKERS 256
+
+typedef enum ld_state_kind { LD_STATE_RECORDS, LD_STATE_TABLE, LD_STATE_JSON } ld_state_kind;
 
 /* One entry of "state".  Exactly one source:
  *   records + generate {count, seed}   the synthetic customer store
  *   records + csv + key                rows keyed by the key column
  *   table + csv                        typed columns
  *   json + file                        any JSON document */
-typedef struct srv_state_spec {
+typedef struct ld_state_spec {
     char *name;
-    srv_state_kind kind;
+    ld_state_kind kind;
     bool generate;
     uint64_t count, seed; /* generate */
     char *csv;            /* absolute path, or NULL */
     char *key;            /* records + csv */
     char *file;           /* json: absolute path */
-} srv_state_spec;
+} ld_state_spec;
 
-typedef struct srv_config {
+/* Flags of `cowdag serve` that override the file (NULL / -1 / false: unset).
+ * The strings are the caller's; a config keeps copies (ld_config.flags). */
+typedef struct ld_overrides {
+    const char *listen;
+    int workers;
+    const char *gc_mode;
+    int thresholds[3];
+    bool thresholds_set;
+    bool immortal;
+} ld_overrides;
+
+typedef struct ld_config {
     char *path; /* the file it was loaded from, NULL for defaults */
     char *dir;  /* its folder: relative paths resolve against it */
     char *listen_host;
@@ -46,30 +60,47 @@ typedef struct srv_config {
     bool access_log;
     int worker_priority;     /* the workers' nice value, as nginx's worker_priority (an extension) */
     gc_config gc;
-    srv_state_spec *state;
+    ld_state_spec *state;
     size_t nstate;
     char **dags; /* absolute paths of the DAG files the globs matched, sorted */
     size_t ndags;
-} srv_config;
+    /* The flags applied over the file, kept so that a reload applies them
+     * again (ld_config_reload); the strings are owned copies. */
+    ld_overrides flags;
+} ld_config;
 
 /* The spec's defaults: 127.0.0.1:8080, 2 workers, max_requests 0,
  * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
  * stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
  * full_ratio 0.25, no state, no DAGs. */
-void srv_config_defaults(srv_config *c);
+void ld_config_defaults(ld_config *c);
 
-/* Loads and checks a config file.  On SRV_ERR, err holds
+/* Loads and checks a config file.  On LD_ERR, err holds
  * "FILE: KEY: problem" (or "FILE:LINE:COL: ..." for malformed JSON) and *c
  * is left empty (no need to free). */
-int srv_config_load(const char *path, srv_config *c, char *err, size_t errlen);
+int ld_config_load(const char *path, ld_config *c, char *err, size_t errlen);
 
 /* The same from text; `path` names it in messages and its folder is the
  * base of relative paths. */
-int srv_config_parse(const char *text, size_t len, const char *path, srv_config *c, char *err, size_t errlen);
+int ld_config_parse(const char *text, size_t len, const char *path, ld_config *c, char *err, size_t errlen);
 
-/* Parses "HOST:PORT" (HOST may be [v6]); SRV_ERR if malformed. */
-int srv_parse_listen(const char *s, char **host, int *port);
+/* Applies the flags to a loaded config, checks the result (immortal needs
+ * freeze, say) and keeps a copy of them in c->flags; LD_ERR with err
+ * naming the flag ("--workers wants 1 to 256"), c then maybe half changed
+ * (free it, do not serve it). */
+int ld_config_override(ld_config *c, const ld_overrides *ov, char *err, size_t errlen);
 
-void srv_config_free(srv_config *c);
+/* Parses a --gc argument (serve's, cowtest's) into *out; LD_ERR with err
+ * saying what --gc wants.  Mode names themselves are gc's (gc_mode_parse). */
+int ld_gc_mode_arg(const char *arg, gc_mode *out, char *err, size_t errlen);
+
+/* Loads old's file again and applies the flags old was given: what a
+ * reload serves.  The same result convention as ld_config_load. */
+int ld_config_reload(const ld_config *old, ld_config *c, char *err, size_t errlen);
+
+/* Parses "HOST:PORT" (HOST may be [v6]); LD_ERR if malformed. */
+int ld_parse_listen(const char *s, char **host, int *port);
+
+void ld_config_free(ld_config *c);
 
 #endif
