@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "heap/gc_internal.h"
 #include "heap/heap_internal.h"
 
 typedef struct generation {

@@ -115,12 +115,4 @@ void gc_reset_stats(void);
 void gc_set_stress(bool on);
 bool gc_stress(void);
 
-/* --- internal, for heap.c ------------------------------------------------ */
-
-void gc__init(void);
-void gc__on_alloc(bool tracked); /* before an object allocation */
-void gc__track(heap_obj *o);     /* link a fully built container */
-void gc__untrack(heap_obj *o);   /* unlink (on free) */
-bool gc__collecting(void);
-
 #endif
