@@ -16,7 +16,7 @@
 #include "dag/ops_internal.h"
 
 /* ====================================================================== */
-/* {  Errors and int arguments                                             */
+/* {  Errors and int arguments                                            */
 /* ====================================================================== */
 
 int dag_op_fail(dag_op_ctx *ctx, const char *code, const char *fmt, ...)
@@ -43,7 +43,7 @@ int dag__arg_int(dag_op_ctx *ctx, const char *op, const char *what, const heap_o
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Params                                                               */
+/* {  Params                                                              */
 /* ====================================================================== */
 
 static const char *ptype_name(dag_ptype t)
@@ -208,7 +208,7 @@ static int name_check(size_t nargs, const dag_params *params, char *err, size_t 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  The table                                                            */
+/* {  The table                                                           */
 /* ====================================================================== */
 
 static const dag_param_spec std_params[] = {{"ddof", DP_INT, false}, {NULL, DP_INT, false}};

@@ -13,7 +13,7 @@
 #include "base/err.h"
 
 /* ====================================================================== */
-/* {  Constructors                                                         */
+/* {  Constructors                                                        */
 /* ====================================================================== */
 
 int dag__op_range(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag_params *params, heap_obj **out)
@@ -65,7 +65,7 @@ int dag__op_fill(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Graph                                                                */
+/* {  Graph                                                               */
 /* ====================================================================== */
 
 /* An edge list read into two malloc'ed id arrays (freed by the caller). */

@@ -17,7 +17,7 @@
 #include "dag/ops.h"
 
 /* ====================================================================== */
-/* {  Errors and limits                                                    */
+/* {  Errors and limits                                                   */
 /* ====================================================================== */
 
 /* What a value is, for messages: arrays say their dtype. */
@@ -97,7 +97,7 @@ static inline int name_of(dag_op_ctx *ctx, const char *op, heap_obj *const *args
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Numeric views                                                        */
+/* {  Numeric views                                                       */
 /* ====================================================================== */
 
 /* How an op reads a "numeric" argument.  Numbers are sequences of one with
@@ -330,7 +330,7 @@ static inline bool collection_len(const heap_obj *x, size_t *n)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  The ops, by family (the table in dag/ops.c names them)               */
+/* {  The ops, by family (the table in dag/ops.c names them)              */
 /* ====================================================================== */
 
 /* dag/ops_math.c: elementwise, reductions, windows */

@@ -13,7 +13,7 @@
 #include "base/err.h"
 
 /* ====================================================================== */
-/* {  Elementwise                                                          */
+/* {  Elementwise                                                         */
 /* ====================================================================== */
 
 /* r[i] = EXPR for i < n, with x bound to a[i] (or a[0] when a is a number)
@@ -478,7 +478,7 @@ int dag__op_where(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const da
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Reductions                                                           */
+/* {  Reductions                                                          */
 /* ====================================================================== */
 
 int dag__op_sum(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const dag_params *params, heap_obj **out)
@@ -642,7 +642,7 @@ int dag__op_count(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const da
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Windows                                                              */
+/* {  Windows                                                             */
 /* ====================================================================== */
 
 /* A trailing window's sum.  Finite values go into a running sum with

@@ -164,116 +164,135 @@ static const json_t *member(const json_t *req, const char *key, json_type want, 
     return v;
 }
 
-static int plan(run *r, const json_t *req, dag_fail *fail)
+/* The request's three members, each NULL when absent or null; *_bad says
+ * one was there but of the wrong kind (reported). */
+typedef struct request {
+    const json_t *inputs, *overrides, *outputs;
+    bool inputs_bad, overrides_bad, outputs_bad;
+} request;
+
+/* Reads the request's members, reporting unknown ones. */
+static void plan_members(const json_t *req, request *q, problems *p)
 {
-    const dag *d = r->d;
-    problems p = {0};
-    if (req && !json_is_object(req))
-        return failf(fail, "type_error", NULL, "the request must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)req, key, v)
     {
         if (strcmp(key, "inputs") && strcmp(key, "overrides") && strcmp(key, "outputs"))
-            problem(&p, 1, NULL, "unknown request member \"%s\"", key);
+            problem(p, 1, NULL, "unknown request member \"%s\"", key);
     }
-    bool inputs_bad, overrides_bad, outputs_bad;
-    const json_t *inputs = member(req, "inputs", JSON_OBJECT, &p, &inputs_bad);
-    const json_t *overrides = member(req, "overrides", JSON_OBJECT, &p, &overrides_bad);
-    const json_t *outputs = member(req, "outputs", JSON_ARRAY, &p, &outputs_bad);
+    q->inputs = member(req, "inputs", JSON_OBJECT, p, &q->inputs_bad);
+    q->overrides = member(req, "overrides", JSON_OBJECT, p, &q->overrides_bad);
+    q->outputs = member(req, "outputs", JSON_ARRAY, p, &q->outputs_bad);
+}
 
+/* The plan's arrays, in one block per node: values, pending counts, the
+ * order, the walk's scratch (*next), flags; plus *stack and the outputs. */
+static void plan_alloc(run *r, uint32_t **stack, uint32_t **next)
+{
+    const dag *d = r->d;
     size_t cells = d->n ? d->n : 1;
     r->value = calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
     if (!r->value)
         heap_panic("out of memory (plan of %u nodes)", d->n);
     r->pending = (uint32_t *)(r->value + cells);
     r->order = r->pending + cells;
-    uint32_t *next = r->order + cells; /* walk scratch */
-    r->flags = (uint8_t *)(next + cells);
-    uint32_t *stack = malloc(cells * sizeof(uint32_t));
+    *next = r->order + cells;
+    r->flags = (uint8_t *)(*next + cells);
+    *stack = malloc(cells * sizeof(uint32_t));
     r->outputs = malloc(cells * sizeof(uint32_t));
-    if (!stack || !r->outputs)
+    if (!*stack || !r->outputs)
         heap_panic("out of memory (plan of %u nodes)", d->n);
+}
 
-    /* Outputs: as requested, or every sink (but none if "outputs" was
-     * there and malformed: planning a guess would report the wrong things). */
-    if (outputs_bad) {
-        /* reported by member() */
-    } else if (outputs) {
-        size_t i;
-        json_array_foreach(outputs, i, v)
-        {
-            const char *name = json_string_value(v);
-            uint32_t id = name ? dag_find(d, name) : DAG_NONE;
-            if (!name)
-                problem(&p, 1, NULL, "outputs[%zu] must be a node name", i);
-            else if (id == DAG_NONE)
-                problem(&p, 3, name, "unknown output '%s'", name);
-            else if (!(r->flags[id] & F_OUTPUT)) {
-                r->flags[id] |= F_OUTPUT;
-                r->outputs[r->noutputs++] = id;
-            }
-        }
-    } else {
+/* Outputs: as requested, or every sink (but none if "outputs" was there
+ * and malformed: planning a guess would report the wrong things). */
+static void plan_outputs(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
+    if (q->outputs_bad)
+        return; /* reported by member() */
+    if (!q->outputs) {
         for (uint32_t k = 0; k < d->nsinks; k++) {
             r->flags[d->sinks[k]] |= F_OUTPUT;
             r->outputs[r->noutputs++] = d->sinks[k];
         }
+        return;
     }
+    size_t i;
+    json_t *v;
+    json_array_foreach(q->outputs, i, v)
+    {
+        const char *name = json_string_value(v);
+        uint32_t id = name ? dag_find(d, name) : DAG_NONE;
+        if (!name)
+            problem(p, 1, NULL, "outputs[%zu] must be a node name", i);
+        else if (id == DAG_NONE)
+            problem(p, 3, name, "unknown output '%s'", name);
+        else if (!(r->flags[id] & F_OUTPUT)) {
+            r->flags[id] |= F_OUTPUT;
+            r->outputs[r->noutputs++] = id;
+        }
+    }
+}
 
-    /* Overrides: provided values, converted as the node's input type if it
-     * is an input. */
+/* Overrides: provided values, converted as the node's input type if it is
+ * an input; then every "inputs" key must name an input. */
+static void plan_overrides(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
     char err[256];
-    json_object_foreach((json_t *)overrides, key, v)
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)q->overrides, key, v)
     {
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE) {
-            problem(&p, 1, key, "override '%s' names no node", key);
+            problem(p, 1, key, "override '%s' names no node", key);
             continue;
         }
         dag_vtype t = d->nodes[id].kind == DK_INPUT ? d->nodes[id].type : DV_ANY;
         if (dag_value_from_json(v, t, &r->value[id], err, sizeof err) != DAG_OK) {
-            problem(&p, 1, key, "override '%s': %s", key, err);
+            problem(p, 1, key, "override '%s': %s", key, err);
             continue;
         }
         r->flags[id] |= F_PROVIDED;
     }
-    json_object_foreach((json_t *)inputs, key, v)
+    json_object_foreach((json_t *)q->inputs, key, v)
     {
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE || d->nodes[id].kind != DK_INPUT)
-            problem(&p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
+            problem(p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
     }
+}
 
-    for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
-        plan_walk(r, r->outputs[k], stack, next);
-    free(stack);
-
-    /* Inputs the plan reaches: given, defaulted, or missing (not worth
-     * saying when "inputs" itself was malformed: that is the problem). */
-    for (uint32_t k = 0; k < r->norder && !inputs_bad; k++) {
+/* Inputs the plan reaches: given, defaulted, or missing (not worth saying
+ * when "inputs" itself was malformed: that is the problem). */
+static void plan_inputs(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
+    char err[256];
+    for (uint32_t k = 0; k < r->norder && !q->inputs_bad; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];
         if (n->kind != DK_INPUT || (r->flags[id] & F_PROVIDED))
             continue;
-        const json_t *given = inputs ? json_object_get(inputs, n->name) : NULL;
+        const json_t *given = q->inputs ? json_object_get(q->inputs, n->name) : NULL;
         if (!given && !n->value)
-            problem(&p, 2, n->name, "missing input '%s'", n->name);
+            problem(p, 2, n->name, "missing input '%s'", n->name);
         else if (given && dag_value_from_json(given, n->type, &r->value[id], err, sizeof err) != DAG_OK)
-            problem(&p, 1, n->name, "input '%s': %s", n->name, err);
+            problem(p, 1, n->name, "input '%s': %s", n->name, err);
     }
-    if (p.count) {
-        /* Overrides and inputs converted so far are held outside the plan. */
-        for (uint32_t id = 0; id < d->n; id++)
-            heap_xdecref(r->value[id]), r->value[id] = NULL;
-        run_release(r);
-        return problems_fail(&p, fail);
-    }
-    /* Overrides outside the plan are not needed. */
-    for (uint32_t id = 0; id < d->n && overrides; id++)
+}
+
+/* A sound plan: overrides outside it are dropped, and each node counts the
+ * consumers in the plan that must run before its result can go. */
+static void plan_finish(run *r, const request *q)
+{
+    const dag *d = r->d;
+    for (uint32_t id = 0; id < d->n && q->overrides; id++)
         if ((r->flags[id] & F_PROVIDED) && !(r->flags[id] & F_PLANNED))
             heap_decref(r->value[id]), r->value[id] = NULL;
-
     for (uint32_t k = 0; k < r->norder; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];
@@ -281,6 +300,33 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
             for (uint32_t j = 0; j < n->ndeps; j++)
                 r->pending[n->deps[j]]++;
     }
+}
+
+/* Plans a request: what to compute, in which order, from which given
+ * values.  Every problem of the request is collected and answered at once. */
+static int plan(run *r, const json_t *req, dag_fail *fail)
+{
+    problems p = {0};
+    if (req && !json_is_object(req))
+        return failf(fail, "type_error", NULL, "the request must be a JSON object");
+    request q;
+    plan_members(req, &q, &p);
+    uint32_t *stack, *next;
+    plan_alloc(r, &stack, &next);
+    plan_outputs(r, &q, &p);
+    plan_overrides(r, &q, &p);
+    for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
+        plan_walk(r, r->outputs[k], stack, next);
+    free(stack);
+    plan_inputs(r, &q, &p);
+    if (p.count) {
+        /* Overrides and inputs converted so far are held outside the plan. */
+        for (uint32_t id = 0; id < r->d->n; id++)
+            heap_xdecref(r->value[id]), r->value[id] = NULL;
+        run_release(r);
+        return problems_fail(&p, fail);
+    }
+    plan_finish(r, &q);
     return DAG_OK;
 }
 

@@ -228,20 +228,9 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     }
     /* What responses still being sent hold counts against the budget: slow
      * readers do not multiply a worker's memory by max_run_bytes. */
-    uint64_t budget = s->cfg->max_run_bytes;
-    if (s->streaming_bytes >= budget) {
-        json_decref(req);
-        return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "limit_exceeded", NULL,
-                             "responses this worker is still sending hold %" PRIu64
-                             " bytes, all of max_run_bytes (%" PRIu64 "); retry when they are read",
-                             s->streaming_bytes, budget);
-    }
-    dag_run_opts opts = {.state = s->world->state,
-                         .max_bytes = budget - s->streaming_bytes,
-                         .deadline_ns = s->cfg->timeout_ms ? r->t0_ns + (uint64_t)s->cfg->timeout_ms * 1000000u : 0};
     dag_result res;
     dag_fail f = {0};
-    int rc = dag_run(d, req, &opts, &res, &f);
+    int rc = ld_world_run(s->world, s->cfg, d, req, r->t0_ns, s->streaming_bytes, &res, &f);
     json_decref(req);
     uint64_t held = rc == DAG_OK ? res.held_bytes : 0; /* what the outputs hold */
     dag_response *out = NULL;

@@ -2,6 +2,8 @@
  * (load/world.h). */
 #include "load/world.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +94,24 @@ int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy po
         return LD_ERR;
     }
     return LD_OK;
+}
+
+int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, const json_t *req, uint64_t start_ns,
+                 uint64_t held, dag_result *res, dag_fail *f)
+{
+    uint64_t budget = cfg->max_run_bytes;
+    if (held >= budget) {
+        *f = (dag_fail){.code = "limit_exceeded"};
+        snprintf(f->message, sizeof f->message,
+                 "responses this worker is still sending hold %" PRIu64
+                 " bytes, all of max_run_bytes (%" PRIu64 "); retry when they are read",
+                 held, budget);
+        return DAG_ERR;
+    }
+    dag_run_opts opts = {.state = w->state,
+                         .max_bytes = budget - held,
+                         .deadline_ns = cfg->timeout_ms ? start_ns + (uint64_t)cfg->timeout_ms * 1000000u : 0};
+    return dag_run(d, req, &opts, res, f);
 }
 
 void ld_world_free(ld_world *w)
