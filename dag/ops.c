@@ -212,7 +212,7 @@ static int name_check(size_t nargs, const dag_params *params, char *err, size_t 
 /* ====================================================================== */
 
 static const dag_param_spec std_params[] = {{"ddof", DP_INT, false}, {NULL, DP_INT, false}};
-/* field and column take their name as the spec writes it, a second arg
+/* field and column take their name as README.md's DAGs write it, a second arg
  * (field(records, name)), or as param name: one of the two (name_check). */
 static const dag_param_spec name_params[] = {{"name", DP_STR, false}, {NULL, DP_INT, false}};
 static const dag_param_spec names_params[] = {{"names", DP_STRLIST, true}, {NULL, DP_INT, false}};

@@ -198,7 +198,7 @@ static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag
     return rc;
 }
 
-/* The spec's status for each run error code. */
+/* The status for each run error code (README.md, "Serving"). */
 static unsigned status_of(const char *code)
 {
     if (strcmp(code, "bad_json") == 0)

@@ -1,8 +1,8 @@
 /* handlers: cowdag's HTTP routes, for one worker's libmicrohttpd daemon.
  * Request bodies are collected across upload calls under a hard limit,
- * parsed once, run, and answered with JSON; every error is the spec's
+ * parsed once, run, and answered with JSON; every error is
  * {"error": {"code", "message", "node"?}} with its status.  Routes and codes
- * are the spec's "HTTP" section; the table is at the top of handlers.c.
+ * are README.md's "Serving"; the table is at the top of handlers.c.
  *
  * Everything here runs on the worker's single thread, so the heap needs no
  * locks.  Nothing a request sends can take the worker down: bad input

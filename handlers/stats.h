@@ -1,5 +1,5 @@
-/* stats: the bodies of GET /stats (the spec's JSON) and GET /metrics
- * (Prometheus text exposition 0.0.4), rendered from one consistent
+/* stats: the bodies of GET /stats (JSON, README.md "Watching sharing") and
+ * GET /metrics (Prometheus text exposition 0.0.4), rendered from one consistent
  * snapshot of the scoreboard (memstats/scoreboard.h).  The names, labels
  * and units of every metric are listed at the top of handlers/stats.c. */
 #ifndef COWDAG_STATS_H

@@ -170,7 +170,7 @@ void gc__untrack(heap_obj *o)
     if ((o->flags & HF_FROZEN) && heap__inherited(o)) {
         /* A frozen object the master gave us: unlinking it would write its
          * neighbours' links, two more inherited objects.  Its block is never
-         * reused (heap.c leaves inherited blocks in place), so the node stays
+         * reused (alloc.c leaves inherited blocks in place), so the node stays
          * on the permanent list, marked dead by the flags cleared below;
          * gc_unfreeze drops such nodes. */
         G.nfrozen--;

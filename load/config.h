@@ -1,5 +1,5 @@
 /* config: the cowdag configuration file (JSON), its defaults and checks.
- * The schema is the spec's "Config" section; every error names the key.
+ * The schema is README.md's "The config file"; every error names the key.
  * Relative paths resolve against the config file's folder. */
 #ifndef COWDAG_CONFIG_H
 #define COWDAG_CONFIG_H
@@ -69,7 +69,7 @@ typedef struct ld_config {
     ld_overrides flags;
 } ld_config;
 
-/* The spec's defaults: 127.0.0.1:8080, 2 workers, max_requests 0,
+/* The defaults (README.md, "The config file"): 127.0.0.1:8080, 2 workers, max_requests 0,
  * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
  * stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
  * full_ratio 0.25, no state, no DAGs. */

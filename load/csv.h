@@ -1,5 +1,5 @@
 /* csv: an RFC 4180 reader over a text buffer, and the column typing the
- * state loader uses (load/state.h, the spec's "State" section).
+ * state loader uses (load/state.h; README.md, "The config file").
  *
  * Syntax.  Fields are separated by commas; records end with LF or CRLF, and
  * the last one may lack its newline.  A field may be quoted with '"'; inside

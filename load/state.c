@@ -1,5 +1,5 @@
-/* state.c: builds the master's state in the managed heap: the spec's
- * synthetic record store, and records, tables and documents loaded from CSV
+/* state.c: builds the master's state in the managed heap: the synthetic
+ * customer store, and records, tables and documents loaded from CSV
  * and JSON files (contract in load/state.h; CSV rules in load/csv.h). */
 #include "load/state.h"
 

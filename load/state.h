@@ -1,6 +1,6 @@
 /* state: building the master's read-mostly state in the managed heap.
- * The synthetic customer store follows the spec's generator exactly, so
- * other implementations can rebuild the same records to compare. */
+ * The synthetic customer store follows the generator written out below
+ * exactly, so other implementations can rebuild the same records. */
 #ifndef COWDAG_STATE_H
 #define COWDAG_STATE_H
 
@@ -8,7 +8,7 @@
 
 #include "heap/heap.h"
 
-/* The spec's record store: a dict from int id (0..count-1) to a record dict
+/* The customer store: a dict from int id (0..count-1) to a record dict
  * {"id", "name", "segment", "spend", "tags"}, where spend is a list of 12
  * floats drawn from x = (1103515245*x + 12345) & 0x7fffffff (x starts at
  * seed; value = (x % 100000) / 100.0), name is "customer-<i>", segment

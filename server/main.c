@@ -1,5 +1,6 @@
 /* main.c: the cowdag command line: one function per command, dispatched on
- * argv[1].  The commands and their flags are in README.md and the spec. */
+ * argv[1].  The commands and their flags are in README.md, one section each
+ * ("Serving", "Running DAGs", "Watching sharing", "The experiment"). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

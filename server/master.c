@@ -678,21 +678,17 @@ static void scale(master *m)
     }
 }
 
-int srv_serve(ld_config *cfg)
+/* Signals blocked from here on; *waiting is the mask to wait with, which
+ * lets them in. */
+static void block_signals(sigset_t *waiting)
 {
-    master m = {.listen_fd = -1, .next_id = 1};
-    heap_init(NULL);
-    (void)ms_zero_pfn(); /* cached before forking */
-    srandom((unsigned)getpid() ^ (unsigned)base_now_ms());
-
-    /* Signals blocked from here on, except while waiting. */
-    sigset_t blocked, waiting;
+    sigset_t blocked;
     sigemptyset(&blocked);
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
         sigaddset(&blocked, master_signals[i]);
-    sigprocmask(SIG_BLOCK, &blocked, &waiting);
+    sigprocmask(SIG_BLOCK, &blocked, waiting);
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
-        sigdelset(&waiting, master_signals[i]);
+        sigdelset(waiting, master_signals[i]);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -701,121 +697,179 @@ int srv_serve(ld_config *cfg)
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
         sigaction(master_signals[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    /* The socket first: an address in use is known before the state loads. */
+/* The socket first (an address in use is known before the state loads),
+ * then the first generation, the slots and the scoreboard.  False when the
+ * master cannot serve (logged). */
+static bool start(master *m, ld_config *cfg)
+{
     char err[1024];
-    m.listen_fd = srv_listen(cfg, err, sizeof err);
-    if (m.listen_fd < 0) {
+    m->listen_fd = srv_listen(cfg, err, sizeof err);
+    if (m->listen_fd < 0) {
         mlog("%s", err);
         ld_config_free(cfg);
-        return finish(&m, 1);
+        return false;
     }
-    int k = load_generation(&m, false, cfg);
+    int k = load_generation(m, false, cfg);
     if (k < 0)
-        return finish(&m, 1);
-    m.current = k;
+        return false;
+    m->current = k;
     char where[80];
-    describe_socket(m.listen_fd, where, sizeof where);
-    mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);
+    describe_socket(m->listen_fd, where, sizeof where);
+    mlog("listening on http://%s with %d workers", where, cur(m)->cfg.workers);
 
-    m.nslots = cur(&m)->cfg.workers;
+    m->nslots = cur(m)->cfg.workers;
     for (int i = 0; i < MAX_WORKERS; i++)
-        m.slots[i].sb_index = -1;
-    m.sb = ms_sb_create();
-    if (!m.sb)
+        m->slots[i].sb_index = -1;
+    m->sb = ms_sb_create();
+    if (!m->sb)
         mlog("cannot map the scoreboard: /stats and /metrics will answer 503");
     for (int i = 0; i < MS_SB_SLOTS; i++) /* no worker yet: nobody defers to these */
-        ms_sb_set_conns(m.sb, i, MS_SLOT_UNAVAILABLE);
-    publish_master(&m);
-    sample_master(&m);
+        ms_sb_set_conns(m->sb, i, MS_SLOT_UNAVAILABLE);
+    publish_master(m);
+    sample_master(m);
+    return true;
+}
+
+/* A worker that stopped accepting by itself (max_requests) is recycling:
+ * it finishes as a retiring worker, with a deadline, and its slot is
+ * refilled now rather than when it exits. */
+static void replace_recycling(master *m, uint64_t now)
+{
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        if (s->pid && ms_sb_status(m->sb, s->sb_index) == MS_DRAINING) {
+            mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
+            retire(m, s->pid, s->sb_index, s->generation, 0);
+            *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
+        }
+    }
+}
+
+/* Starts every empty slot whose time has come; lowers *wake to the next
+ * one due.  False when every slot failed at start-up: nothing can serve. */
+static bool spawn_due(master *m, uint64_t now, uint64_t *wake)
+{
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        if (s->pid || s->disabled)
+            continue;
+        if (s->respawn_at <= now)
+            spawn(m, i);
+        else if (s->respawn_at < *wake)
+            *wake = s->respawn_at;
+    }
+    for (int i = 0; i < m->nslots; i++)
+        if (!m->slots[i].disabled)
+            return true;
+    return false;
+}
+
+/* SIGKILL for retiring workers past their deadline; lowers *wake to the
+ * next deadline. */
+static void kill_overdue(master *m, uint64_t now, uint64_t *wake)
+{
+    for (int r = 0; r < m->nretiring; r++) {
+        if (m->retiring[r].kill_at <= now) {
+            mlog("retiring worker %d did not finish in time: SIGKILL", (int)m->retiring[r].pid);
+            kill(m->retiring[r].pid, SIGKILL);
+            m->retiring[r].kill_at = now + 60000;
+        } else if (m->retiring[r].kill_at < *wake) {
+            *wake = m->retiring[r].kill_at;
+        }
+    }
+}
+
+/* The master's own memory sample, every stats_interval_ms; lowers *wake to
+ * the next one. */
+static void sample_due(master *m, uint64_t now, uint64_t *wake)
+{
+    if (now >= m->next_sample) {
+        sample_master(m);
+        m->next_sample = now + (uint64_t)cur(m)->cfg.stats_interval_ms;
+    }
+    if (m->next_sample < *wake)
+        *wake = m->next_sample;
+}
+
+/* Sleeps until `wake` or a signal: the one place signals arrive. */
+static void wait_signals(uint64_t now, uint64_t wake, const sigset_t *waiting)
+{
+    uint64_t wait = wake > now ? wake - now : 0;
+    struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+    ppoll(NULL, 0, &ts, waiting);
+}
+
+/* Acts on every flag raised; returns the exit status once the master is
+ * done, -1 to go on. */
+static int act_on_signals(master *m)
+{
+    if (sig_chld) {
+        sig_chld = 0;
+        reap(m);
+    }
+    if (sig_quit) {
+        mlog("SIGQUIT: stopping now");
+        kill_all(m, SIGQUIT);
+        return 0;
+    }
+    if (sig_term) {
+        sig_term = 0;
+        begin_stop(m);
+    }
+    if (m->stopping) {
+        if (!any_child(m)) {
+            mlog("stopped");
+            return 0;
+        }
+        if (base_now_ms() >= m->stop_deadline) {
+            mlog("graceful_timeout_ms passed: SIGKILL to what is left");
+            kill_all(m, SIGKILL);
+            m->stop_deadline = base_now_ms() + 60000;
+        }
+        return -1;
+    }
+    if (sig_hup) {
+        sig_hup = 0;
+        reload(m);
+    }
+    scale(m);
+    drop_old_generations(m);
+    publish_master(m);
+    return -1;
+}
+
+int srv_serve(ld_config *cfg)
+{
+    master m = {.listen_fd = -1, .next_id = 1};
+    heap_init(NULL);
+    (void)ms_zero_pfn(); /* cached before forking */
+    srandom((unsigned)getpid() ^ (unsigned)base_now_ms());
+    sigset_t waiting;
+    block_signals(&waiting);
+    if (!start(&m, cfg))
+        return finish(&m, 1);
     for (;;) {
         uint64_t now = base_now_ms(), wake = now + 1000;
         if (!m.stopping) {
-            /* A worker that stopped accepting by itself (max_requests) is
-             * recycling: it finishes as a retiring worker, with a deadline,
-             * and its slot is refilled now rather than when it exits. */
-            for (int i = 0; i < m.nslots; i++) {
-                slot *s = &m.slots[i];
-                if (s->pid && ms_sb_status(m.sb, s->sb_index) == MS_DRAINING) {
-                    mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
-                    retire(&m, s->pid, s->sb_index, s->generation, 0);
-                    *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
-                }
-            }
+            replace_recycling(&m, now);
             if (cur(&m)->cfg.max_requests)
                 wake = now + 100; /* to notice recycling workers promptly */
-            for (int i = 0; i < m.nslots; i++) {
-                slot *s = &m.slots[i];
-                if (s->pid || s->disabled)
-                    continue;
-                if (s->respawn_at <= now)
-                    spawn(&m, i);
-                else if (s->respawn_at < wake)
-                    wake = s->respawn_at;
-            }
-            bool alive = false;
-            for (int i = 0; i < m.nslots; i++)
-                alive |= !m.slots[i].disabled;
-            if (!alive) {
+            if (!spawn_due(&m, now, &wake)) {
                 mlog("every worker failed at start-up; stopping");
                 kill_all(&m, SIGKILL);
                 return finish(&m, 1);
             }
         }
-        for (int r = 0; r < m.nretiring; r++) {
-            if (m.retiring[r].kill_at <= now) {
-                mlog("retiring worker %d did not finish in time: SIGKILL", (int)m.retiring[r].pid);
-                kill(m.retiring[r].pid, SIGKILL);
-                m.retiring[r].kill_at = now + 60000;
-            } else if (m.retiring[r].kill_at < wake) {
-                wake = m.retiring[r].kill_at;
-            }
-        }
+        kill_overdue(&m, now, &wake);
         if (m.stopping && m.stop_deadline < wake)
             wake = m.stop_deadline;
-        if (now >= m.next_sample) {
-            sample_master(&m);
-            m.next_sample = now + (uint64_t)cur(&m)->cfg.stats_interval_ms;
-        }
-        if (m.next_sample < wake)
-            wake = m.next_sample;
-
-        uint64_t wait = wake > now ? wake - now : 0;
-        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        ppoll(NULL, 0, &ts, &waiting); /* the one place signals arrive */
-
-        if (sig_chld) {
-            sig_chld = 0;
-            reap(&m);
-        }
-        if (sig_quit) {
-            mlog("SIGQUIT: stopping now");
-            kill_all(&m, SIGQUIT);
-            return finish(&m, 0);
-        }
-        if (sig_term) {
-            sig_term = 0;
-            begin_stop(&m);
-        }
-        if (m.stopping) {
-            if (!any_child(&m)) {
-                mlog("stopped");
-                return finish(&m, 0);
-            }
-            if (base_now_ms() >= m.stop_deadline) {
-                mlog("graceful_timeout_ms passed: SIGKILL to what is left");
-                kill_all(&m, SIGKILL);
-                m.stop_deadline = base_now_ms() + 60000;
-            }
-            continue;
-        }
-        if (sig_hup) {
-            sig_hup = 0;
-            reload(&m);
-        }
-        scale(&m);
-        drop_old_generations(&m);
-        publish_master(&m);
+        sample_due(&m, now, &wake);
+        wait_signals(now, wake, &waiting);
+        int status = act_on_signals(&m);
+        if (status >= 0)
+            return finish(&m, status);
     }
 }
 
