@@ -16,29 +16,9 @@
 #include "heap/heap.h"
 #include "load/config.h"
 #include "load/state.h"
+#include "tests/support.h"
 
 #define FIX "tests/fixtures/state/"
-
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    heap_destroy();
-    return 0;
-}
-
-static uint64_t live_objects(void)
-{
-    heap_stats s;
-    heap_get_stats(&s);
-    return s.objects;
-}
 
 /* The specs a config would give (built by hand: the config loader is
  * tested on its own). */
@@ -374,18 +354,18 @@ static void a_missing_file_is_reported_with_the_system_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(generated_records_follow_the_spec_formula, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_csv_table_has_typed_columns_in_header_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_csv_is_reported_with_file_line_and_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_an_int_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_share_one_str_per_column_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_a_string_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_duplicate_key_is_reported_at_its_cell, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_missing_key_column_is_an_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_float_key_column_is_an_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_json_file_becomes_heap_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_json_is_reported_with_line_and_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_missing_file_is_reported_with_the_system_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(generated_records_follow_the_spec_formula, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_csv_table_has_typed_columns_in_header_order, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(malformed_csv_is_reported_with_file_line_and_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_an_int_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_share_one_str_per_column_name, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_a_string_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_duplicate_key_is_reported_at_its_cell, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_missing_key_column_is_an_error, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_float_key_column_is_an_error, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_json_file_becomes_heap_values, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(malformed_json_is_reported_with_line_and_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_missing_file_is_reported_with_the_system_error, setup_heap, teardown_heap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
