@@ -544,14 +544,25 @@ static bool response_step(dag_response *r, dag_writer *w)
     return false;
 }
 
-int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+/* A response over res (taken when `owns`), or NULL with fail filled when
+ * an output cannot be written as JSON. */
+static dag_response *response_open(const dag *d, const dag_result *res, bool owns, int worker, long pid,
+                                   dag_fail *fail)
 {
     if (outputs_check(d, res, fail) != DAG_OK)
-        return DAG_ERR;
+        return NULL;
     dag_response *r = malloc(sizeof *r);
     if (!r)
         heap_panic("out of memory (a response)");
-    response_init(r, d, res, false, worker, pid);
+    response_init(r, d, res, owns, worker, pid);
+    return r;
+}
+
+int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+{
+    dag_response *r = response_open(d, res, false, worker, pid, fail);
+    if (!r)
+        return DAG_ERR;
     while (response_step(r, w))
         ;
     free(r);
@@ -560,12 +571,9 @@ int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int w
 
 int dag_response_new(const dag *d, dag_result *res, int worker, long pid, dag_response **out, dag_fail *fail)
 {
-    if (outputs_check(d, res, fail) != DAG_OK)
-        return DAG_ERR;
-    dag_response *r = malloc(sizeof *r);
+    dag_response *r = response_open(d, res, true, worker, pid, fail);
     if (!r)
-        heap_panic("out of memory (a response)");
-    response_init(r, d, res, true, worker, pid);
+        return DAG_ERR;
     *res = (dag_result){0};
     *out = r;
     return DAG_OK;

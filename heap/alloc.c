@@ -377,14 +377,21 @@ void heap_raw_free(void *p, size_t size)
 /* {  Epochs and seals                                                    */
 /* ====================================================================== */
 
-uint32_t heap_seal(void)
+/* No pool or arena made so far takes a new block: every ring and list
+ * that offers them is emptied, and cached mappings are unmapped. */
+static void close_existing(void)
 {
-    H.seal++;
     memset(H.usedpools, 0, sizeof H.usedpools);
     H.usable = -1;
     for (uint32_t i = 0; i < H.narenas; i++)
         H.arenas[i].next_usable = H.arenas[i].prev_usable = -1;
     cache_drop();
+}
+
+uint32_t heap_seal(void)
+{
+    H.seal++;
+    close_existing();
     return H.seal;
 }
 
@@ -401,12 +408,7 @@ uint32_t heap__seal_of(const heap_obj *o)
 void heap_after_fork(void)
 {
     H.epoch++;
-    /* No pool or arena of the earlier epoch takes a new block. */
-    memset(H.usedpools, 0, sizeof H.usedpools);
-    H.usable = -1;
-    for (uint32_t i = 0; i < H.narenas; i++)
-        H.arenas[i].next_usable = H.arenas[i].prev_usable = -1;
-    cache_drop();
+    close_existing(); /* no pool or arena of the earlier epoch takes a new block */
     H.stats.peak_bytes = H.stats.live_bytes;
     H.stats.inherited_frees = 0;
     gc_reset_stats();
