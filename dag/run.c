@@ -20,6 +20,7 @@
  */
 #include "dag/dag.h"
 
+#include "base/alloc.h"
 #include "base/clock.h"
 
 #include <math.h>
@@ -192,17 +193,13 @@ static void plan_alloc(run *r, uint32_t **stack, uint32_t **next)
 {
     const dag *d = r->d;
     size_t cells = d->n ? d->n : 1;
-    r->value = calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
-    if (!r->value)
-        heap_panic("out of memory (plan of %u nodes)", d->n);
+    r->value = base_calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
     r->pending = (uint32_t *)(r->value + cells);
     r->order = r->pending + cells;
     *next = r->order + cells;
     r->flags = (uint8_t *)(*next + cells);
-    *stack = malloc(cells * sizeof(uint32_t));
-    r->outputs = malloc(cells * sizeof(uint32_t));
-    if (!*stack || !r->outputs)
-        heap_panic("out of memory (plan of %u nodes)", d->n);
+    *stack = base_malloc(cells * sizeof(uint32_t));
+    r->outputs = base_malloc(cells * sizeof(uint32_t));
 }
 
 /* Outputs: as requested, or every sink (but none if "outputs" was there
@@ -375,9 +372,7 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
         break;
     }
     heap_obj *local[16];
-    heap_obj **args = n->nargs <= 16 ? local : malloc(n->nargs * sizeof(heap_obj *));
-    if (!args)
-        heap_panic("out of memory");
+    heap_obj **args = n->nargs <= 16 ? local : base_malloc(n->nargs * sizeof(heap_obj *));
     for (uint32_t k = 0; k < n->nargs; k++)
         args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
     dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28),
@@ -434,9 +429,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
 
     res->noutputs = r.noutputs;
     res->outputs = r.outputs;
-    res->values = malloc((r.noutputs ? r.noutputs : 1) * sizeof(heap_obj *));
-    if (!res->values)
-        heap_panic("out of memory");
+    res->values = base_malloc(r.noutputs * sizeof(heap_obj *));
     for (uint32_t k = 0; k < r.noutputs; k++) {
         res->values[k] = r.value[r.outputs[k]];
         r.value[r.outputs[k]] = NULL;
@@ -551,9 +544,7 @@ static dag_response *response_open(const dag *d, const dag_result *res, bool own
 {
     if (outputs_check(d, res, fail) != DAG_OK)
         return NULL;
-    dag_response *r = malloc(sizeof *r);
-    if (!r)
-        heap_panic("out of memory (a response)");
+    dag_response *r = base_malloc(sizeof *r);
     response_init(r, d, res, owns, worker, pid);
     return r;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 
 /* ====================================================================== */
@@ -196,10 +197,7 @@ void dag_writer_init_mem(dag_writer *w)
 void dag_writer_reserve(dag_writer *w, size_t cap)
 {
     if (!w->flush && cap > w->cap) {
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            heap_panic("out of memory (%zu bytes of JSON)", cap);
-        w->buf = b;
+        w->buf = base_realloc(w->buf, cap);
         w->cap = cap;
     }
 }
@@ -207,10 +205,8 @@ void dag_writer_reserve(dag_writer *w, size_t cap)
 void dag_writer_init_sink(dag_writer *w, int (*flush)(void *, const char *, size_t), void *arg)
 {
     *w = (dag_writer){.flush = flush, .arg = arg};
-    w->buf = malloc(SINK_BUF);
+    w->buf = base_malloc(SINK_BUF);
     w->cap = SINK_BUF;
-    if (!w->buf)
-        heap_panic("out of memory (writer buffer)");
 }
 
 static void sink_flush(dag_writer *w)
@@ -238,10 +234,7 @@ void dag_write(dag_writer *w, const char *s, size_t n)
         size_t cap = w->cap ? w->cap : 256;
         while (w->len + n + 1 > cap)
             cap *= 2;
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            heap_panic("out of memory (%zu bytes of JSON)", cap);
-        w->buf = b;
+        w->buf = base_realloc(w->buf, cap);
         w->cap = cap;
     }
     memcpy(w->buf + w->len, s, n);
@@ -510,9 +503,7 @@ int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen)
 {
     if (dag_value_check(o, err, errlen) != DAG_OK)
         return DAG_ERR;
-    dag_emitter *e = malloc(sizeof *e);
-    if (!e)
-        heap_panic("out of memory (an emitter)");
+    dag_emitter *e = base_malloc(sizeof *e);
     dag_emitter_init(e, o);
     while (dag_emitter_step(e, w))
         ;

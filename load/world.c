@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "heap/gc.h"
 #include "load/state.h"
 
@@ -43,10 +44,8 @@ int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy po
                    FILE *errout)
 {
     *w = (ld_world){0};
-    const char **names = calloc(cfg->nstate ? cfg->nstate : 1, sizeof *names);
-    w->dags = calloc(cfg->ndags ? cfg->ndags : 1, sizeof *w->dags);
-    if (!names || !w->dags)
-        heap_panic("out of memory");
+    const char **names = base_calloc(cfg->nstate, sizeof *names);
+    w->dags = base_calloc(cfg->ndags, sizeof *w->dags);
     for (size_t i = 0; i < cfg->nstate; i++)
         names[i] = cfg->state[i].name;
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "memstats/memstats.h"
 #include "load/state.h"
@@ -82,9 +83,7 @@ static void page_add(page_set *s, uint64_t page)
         return;
     if (s->len == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 4096;
-        s->pages = realloc(s->pages, s->cap * sizeof(uint64_t));
-        if (!s->pages)
-            heap_panic("out of memory");
+        s->pages = base_realloc(s->pages, s->cap * sizeof(uint64_t));
     }
     s->pages[s->len++] = page;
 }
@@ -143,10 +142,8 @@ static _Noreturn void child_run(const srv_cow_options *opt, heap_obj *store, uin
     double t2 = now_ms();
 
     size_t nreg = heap_inherited_regions(NULL, 0);
-    heap_region *reg = calloc(nreg ? nreg : 1, sizeof *reg);
-    ms_range *ranges = calloc(nreg ? nreg : 1, sizeof *ranges);
-    if (!reg || !ranges)
-        heap_panic("out of memory");
+    heap_region *reg = base_calloc(nreg, sizeof *reg);
+    ms_range *ranges = base_calloc(nreg, sizeof *ranges);
     heap_inherited_regions(reg, nreg);
     for (size_t i = 0; i < nreg; i++)
         ranges[i] = (ms_range){reg[i].start, reg[i].end};
