@@ -17,8 +17,8 @@
 #include "base/clock.h"
 #include "heap/gc.h"
 #include "heap/heap.h"
-#include "server/sampler.h"
 #include "load/state.h"
+#include "server/sampler.h"
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -52,13 +52,13 @@ typedef struct ld_config {
     int workers;
     uint64_t max_requests;   /* 0: never recycle */
     uint64_t max_body_bytes;
-    uint64_t max_run_bytes;  /* heap bytes a run may hold, less what responses being sent hold (an extension) */
+    uint64_t max_run_bytes;  /* heap bytes a run may hold, less what responses being sent hold */
     int timeout_ms;
     int graceful_timeout_ms;
     int stats_interval_ms;
     bool admin;
     bool access_log;
-    int worker_priority;     /* the workers' nice value, as nginx's worker_priority (an extension) */
+    int worker_priority;     /* the workers' nice value, as nginx's worker_priority */
     gc_config gc;
     ld_state_spec *state;
     size_t nstate;

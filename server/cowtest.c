@@ -12,8 +12,8 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "memstats/memstats.h"
 #include "load/state.h"
+#include "memstats/memstats.h"
 
 static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 

@@ -16,10 +16,10 @@
 #include "dag/dag.h"
 #include "heap/gc.h"
 #include "load/config.h"
+#include "load/world.h"
 #include "server/client.h"
 #include "server/cowtest.h"
 #include "server/serve.h"
-#include "load/world.h"
 
 #define COWDAG_VERSION "0.1.0"
 

@@ -26,14 +26,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "memstats/scoreboard.h"
 #include "load/config.h"
 #include "load/world.h"
+#include "memstats/scoreboard.h"
 
 /* Exit status of a worker that cannot start (no daemon, say): the master
  * does not respawn it. */
 #define SRV_EXIT_FATAL 3
 
+/* The result convention of the server's own functions (srv_http_get). */
 #define SRV_OK 0
 #define SRV_ERR (-1)
 
