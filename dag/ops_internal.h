@@ -2,9 +2,9 @@
  * sees: error and limit helpers, and the numeric views ops read their
  * arguments through.  Calling convention and value kinds: dag/ops.h.
  *
- * The helpers are static inline: they sat in one file with the ops before
- * the families were split, and the compiler inlined them into the ops' loops
- * there; they keep that (bench/bench_dag.c measures it). */
+ * The helpers are static inline: ops call them on every argument, and each
+ * family's file inlines them into its ops as one file holding every op
+ * would (bench/bench_dag.c, "request", measures the difference). */
 #ifndef COWDAG_OPS_INTERNAL_H
 #define COWDAG_OPS_INTERNAL_H
 
