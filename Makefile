@@ -27,7 +27,7 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 # --- sources, one folder per concern -----------------------------------------
 
 MAIN_SRC := server/main.c
-LIB_SRC  := $(sort $(wildcard heap/*.c memstats/*.c dag/*.c handlers/*.c) \
+LIB_SRC  := $(sort $(wildcard base/*.c heap/*.c memstats/*.c dag/*.c load/*.c handlers/*.c) \
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
 # One C++ file: the shim over {fmt} for number formatting (dag/dtoa.h).
 LIB_CXX  := dag/dtoa.cc

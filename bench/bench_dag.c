@@ -14,16 +14,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "dag/dag.h"
 #include "heap/gc.h"
-#include "server/state.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "load/state.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -59,7 +53,7 @@ static void time_runs(const dag *d, json_t **requests, size_t nreq, const dag_ru
     dag_fail f;
     size_t k = 0;
     for (int bt = 0; bt < batches; bt++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = base_now_ns();
         for (int i = 0; i < per_batch; i++, k++) {
             if (dag_run(d, requests[k % nreq], opts, &res, &f) != DAG_OK) {
                 fprintf(stderr, "run failed: %s\n", f.message);
@@ -67,7 +61,7 @@ static void time_runs(const dag *d, json_t **requests, size_t nreq, const dag_ru
             }
             dag_result_free(&res);
         }
-        uint64_t t1 = now_ns();
+        uint64_t t1 = base_now_ns();
         for (int i = 0; i < per_batch; i++, k++) {
             dag_run(d, requests[k % nreq], opts, &res, &f);
             dag_writer w;
@@ -76,7 +70,7 @@ static void time_runs(const dag *d, json_t **requests, size_t nreq, const dag_ru
             dag_writer_free(&w);
             dag_result_free(&res);
         }
-        uint64_t t2 = now_ns();
+        uint64_t t2 = base_now_ns();
         a[bt] = (double)(t1 - t0) / 1e3 / per_batch;
         b[bt] = (double)(t2 - t1) / 1e3 / per_batch;
     }
@@ -110,7 +104,7 @@ static heap_obj *score_state(void)
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
     heap_obj *state = heap_dict_new();
-    heap_dict_set_str_new(state, "customers", srv_state_generate_records(200000, 42));
+    heap_dict_set_str_new(state, "customers", ld_state_generate_records(200000, 42));
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
     gc_settle();
     return state;
@@ -170,10 +164,10 @@ static void bench_request(void)
         uint64_t t[4] = {0};
         for (int i = 0; i < PER_BATCH; i++) {
             size_t r = (size_t)(bt * PER_BATCH + i) % NREQ;
-            uint64_t t0 = now_ns();
+            uint64_t t0 = base_now_ns();
             json_error_t jerr;
             json_t *req = json_loadb(body[r], blen[r], JSON_REJECT_DUPLICATES, &jerr);
-            uint64_t t1 = now_ns();
+            uint64_t t1 = base_now_ns();
             dag_result res;
             dag_fail f;
             if (!req || dag_run(d, req, &opts, &res, &f) != DAG_OK) {
@@ -181,14 +175,14 @@ static void bench_request(void)
                 exit(1);
             }
             json_decref(req);
-            uint64_t t2 = now_ns();
+            uint64_t t2 = base_now_ns();
             dag_writer w;
             dag_writer_init_mem(&w);
             dag_writer_reserve(&w, 4096);
             dag_write_response(&w, d, &res, 0, 1, &f);
             dag_writer_free(&w);
             dag_result_free(&res);
-            uint64_t t3 = now_ns();
+            uint64_t t3 = base_now_ns();
             t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t3 - t0;
         }
         for (int k = 0; k < 4; k++)
@@ -207,7 +201,7 @@ static void bench_request(void)
     double per[BATCHES];
     unsigned sink = 0;
     for (int bt = 0; bt < BATCHES; bt++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = base_now_ns();
         for (int it = 0; it < 2000; it++) {
             size_t at[64];
             for (int k = 0; k < 64; k++) {
@@ -217,7 +211,7 @@ static void bench_request(void)
             for (int k = 0; k < 64; k++)
                 sink += m[at[k]];
         }
-        per[bt] = (double)(now_ns() - t0) / (2000.0 * 64);
+        per[bt] = (double)(base_now_ns() - t0) / (2000.0 * 64);
     }
     printf("A random cache line read from 256 MiB, 64 in flight: %.1f ns (median of %d batches)%s\n", median(per, BATCHES),
            BATCHES, sink ? "" : " ");
@@ -232,7 +226,7 @@ static double baseline_ms(size_t n)
     double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
     memset(x, 0, n * sizeof(double));
     memset(y, 0, n * sizeof(double));
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0;
     for (int k = 1; k < 1000; k++) {
@@ -242,7 +236,7 @@ static double baseline_ms(size_t n)
         y = x;
         x = dst;
     }
-    double ms = (double)(now_ns() - t0) / 1e6;
+    double ms = (double)(base_now_ns() - t0) / 1e6;
     if (x[n - 1] < 20000) /* 1.01^999: keeps the loop */
         fprintf(stderr, "baseline went wrong\n");
     free(x);
@@ -255,12 +249,12 @@ static double chain_ms(const dag *d, int size_mb, uint64_t *peak)
     json_t *req = json_pack("{s:{s:i}, s:[s]}", "inputs", "size_mb", size_mb, "outputs", "foo_999");
     dag_result res;
     dag_fail f;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     if (dag_run(d, req, NULL, &res, &f) != DAG_OK) {
         fprintf(stderr, "chain failed: %s\n", f.message);
         exit(1);
     }
-    double ms = (double)(now_ns() - t0) / 1e6;
+    double ms = (double)(base_now_ns() - t0) / 1e6;
     *peak = res.peak_bytes;
     dag_result_free(&res);
     json_decref(req);

@@ -14,19 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "heap/gc.h"
 #include "heap/heap.h"
+#include "load/state.h"
 #include "server/sampler.h"
-#include "server/state.h"
 #include <sys/wait.h>
 #include <unistd.h>
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -54,7 +48,7 @@ static unsigned order[BATCH];
 
 static double run_pairs(int which, size_t size)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < BATCH; i++)
             blocks[i] = which == 0 ? malloc(size) : which == 1 ? heap_raw_alloc(size) : (void *)heap_float_new(i);
@@ -68,7 +62,7 @@ static double run_pairs(int which, size_t size)
                 heap_decref(b);
         }
     }
-    return (double)(now_ns() - t0) / ((double)ROUNDS * BATCH);
+    return (double)(base_now_ns() - t0) / ((double)ROUNDS * BATCH);
 }
 
 static void bench_alloc(void)
@@ -116,7 +110,7 @@ static void young_pauses(uint64_t records, uint64_t *p50, uint64_t *p99, uint64_
 {
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-    heap_obj *store = srv_state_generate_records(records, 42);
+    heap_obj *store = ld_state_generate_records(records, 42);
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {0, 10, 10}, .full_ratio = 0.25});
     gc_settle();
     gc_stats gs;
@@ -137,9 +131,9 @@ static void young_pauses(uint64_t records, uint64_t *p50, uint64_t *p99, uint64_
         }
         for (int i = 0; i < 700; i += 2) /* half become garbage (cycles stay) */
             heap_decref(keep[i]);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = base_now_ns();
         gc_collect(0);
-        pause[r] = now_ns() - t0;
+        pause[r] = base_now_ns() - t0;
         for (int i = 1; i < 700; i += 2) /* the other half die after it */
             heap_decref(keep[i]);
     }
@@ -174,13 +168,13 @@ static void bench_full(void)
     for (int k = 0; k < 2; k++) {
         heap_init(NULL);
         gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-        heap_obj *store = srv_state_generate_records(recs[k], 42);
+        heap_obj *store = ld_state_generate_records(recs[k], 42);
         (void)store;
         uint64_t t[5];
         for (int r = 0; r < 5; r++) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = base_now_ns();
             gc_collect(2);
-            t[r] = now_ns() - t0;
+            t[r] = base_now_ns() - t0;
         }
         gc_stats gs;
         gc_get_stats(&gs);
@@ -200,7 +194,7 @@ static void bench_sample(void)
 {
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = GC_DISABLE, .thresholds = {700, 10, 10}, .full_ratio = 0.25});
-    heap_obj *store = srv_state_generate_records(1050000, 42);
+    heap_obj *store = ld_state_generate_records(1050000, 42);
     (void)store;
     gc_configure(&(gc_config){.mode = GC_FREEZE, .thresholds = {700, 10, 10}, .full_ratio = 0.25, .immortal = true});
     gc_settle();

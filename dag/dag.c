@@ -19,33 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+
 /* ====================================================================== */
 /* {  Small helpers                                                        */
 /* ====================================================================== */
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        heap_panic("out of memory (%zu x %zu bytes)", n, size);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t size)
-{
-    void *q = realloc(p, size ? size : 1);
-    if (!q)
-        heap_panic("out of memory (%zu bytes)", size);
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        heap_panic("out of memory");
-    return d;
-}
 
 static bool valid_name(const char *s)
 {
@@ -82,9 +60,9 @@ void dag_errors_add(dag_errors *e, const char *file, const char *node, const cha
     va_end(ap);
     if (e->n == e->cap) {
         e->cap = e->cap ? 2 * e->cap : 8;
-        e->v = xrealloc(e->v, e->cap * sizeof *e->v);
+        e->v = base_realloc(e->v, e->cap * sizeof *e->v);
     }
-    e->v[e->n++] = (dag_error){xstrdup(file), node ? xstrdup(node) : NULL, xstrdup(buf)};
+    e->v[e->n++] = (dag_error){base_strdup(file), node ? base_strdup(node) : NULL, base_strdup(buf)};
 }
 
 void dag_errors_print(const dag_errors *e, FILE *out)
@@ -131,12 +109,12 @@ static uint32_t add_node(loader *L, const char *name, dag_kind kind, const json_
     dag *d = L->d;
     if (d->n == L->cap) {
         L->cap = L->cap ? 2 * L->cap : 64;
-        d->nodes = xrealloc(d->nodes, L->cap * sizeof *d->nodes);
-        L->spec = xrealloc(L->spec, L->cap * sizeof *L->spec);
-        L->family_args = xrealloc(L->family_args, L->cap * sizeof *L->family_args);
+        d->nodes = base_realloc(d->nodes, L->cap * sizeof *d->nodes);
+        L->spec = base_realloc(L->spec, L->cap * sizeof *L->spec);
+        L->family_args = base_realloc(L->family_args, L->cap * sizeof *L->family_args);
     }
     uint32_t id = d->n++;
-    d->nodes[id] = (dag_node){.name = xstrdup(name), .kind = kind};
+    d->nodes[id] = (dag_node){.name = base_strdup(name), .kind = kind};
     L->spec[id] = spec;
     L->family_args[id] = NULL;
     return id;
@@ -149,7 +127,7 @@ static void build_index(loader *L)
     uint32_t size = 16;
     while (size < 2 * d->n)
         size *= 2;
-    d->index = xcalloc(size, sizeof(uint32_t));
+    d->index = base_calloc(size, sizeof(uint32_t));
     memset(d->index, 0xff, size * sizeof(uint32_t));
     d->index_mask = size - 1;
     size_t dups = 0;
@@ -205,11 +183,11 @@ const char *dag_kind_name(dag_kind k)
 static char *expand(const char *tpl, long i, const char **why)
 {
     size_t cap = strlen(tpl) + 64, len = 0;
-    char *out = xcalloc(cap, 1);
+    char *out = base_calloc(cap, 1);
     for (const char *p = tpl; *p;) {
         if (*p != '{') {
             if (len + 2 > cap)
-                out = xrealloc(out, cap *= 2);
+                out = base_realloc(out, cap *= 2);
             out[len++] = *p++;
             continue;
         }
@@ -242,7 +220,7 @@ static char *expand(const char *tpl, long i, const char **why)
         char num[32];
         int n = snprintf(num, sizeof num, "%ld", i + off);
         if (len + (size_t)n + 1 > cap)
-            out = xrealloc(out, cap = cap * 2 + (size_t)n);
+            out = base_realloc(out, cap = cap * 2 + (size_t)n);
         memcpy(out + len, num, (size_t)n);
         len += (size_t)n;
         p = end + 1;
@@ -390,8 +368,8 @@ static void resolve_op(loader *L, uint32_t id, const json_t *spec, const json_t 
     else if (n->op->check && n->op->check(na, &n->params, err, sizeof err) != DAG_OK)
         dag_errors_add(L->errs, L->file, n->name, "bad params: %s", err);
 
-    n->args = xcalloc(na, sizeof *n->args);
-    n->deps = xcalloc(na, sizeof *n->deps);
+    n->args = base_calloc(na, sizeof *n->args);
+    n->deps = base_calloc(na, sizeof *n->deps);
     n->nargs = (uint32_t)na;
     for (size_t j = 0; j < na; j++) {
         const json_t *a = json_array_get(args, j);
@@ -456,7 +434,7 @@ static void load_input(loader *L, const char *name, const json_t *spec)
     }
     const char *desc = json_string_value(json_object_get(spec, "description"));
     if (desc)
-        n->description = xstrdup(desc);
+        n->description = base_strdup(desc);
 }
 
 static void load_plain_node(loader *L, const char *name, const json_t *spec, const char *const *state_names,
@@ -475,7 +453,7 @@ static void load_plain_node(loader *L, const char *name, const json_t *spec, con
     dag_node *n = &L->d->nodes[id];
     const char *desc = json_string_value(json_object_get(spec, "description"));
     if (desc)
-        n->description = xstrdup(desc);
+        n->description = base_strdup(desc);
     if (kinds != 1) {
         dag_errors_add(L->errs, L->file, name, "a node has exactly one of \"op\", \"state\", \"const\"");
         n->kind = DK_CONST;
@@ -484,7 +462,7 @@ static void load_plain_node(loader *L, const char *name, const json_t *spec, con
     }
     if (kind == DK_STATE) {
         const char *s = json_string_value(json_object_get(spec, "state"));
-        n->state = xstrdup(s);
+        n->state = base_strdup(s);
         bool known = false;
         for (size_t i = 0; s && i < nstate; i++)
             known |= strcmp(state_names[i], s) == 0;
@@ -520,7 +498,7 @@ static void build_users(dag *d)
         for (uint32_t k = 0; k < d->nodes[id].ndeps; k++)
             d->nodes[d->nodes[id].deps[k]].nusers++;
     for (uint32_t id = 0; id < d->n; id++) {
-        d->nodes[id].users = xcalloc(d->nodes[id].nusers, sizeof(uint32_t));
+        d->nodes[id].users = base_calloc(d->nodes[id].nusers, sizeof(uint32_t));
         d->nodes[id].nusers = 0;
     }
     for (uint32_t id = 0; id < d->n; id++)
@@ -536,8 +514,8 @@ static void build_users(dag *d)
 static void report_cycles(loader *L, const uint8_t *sorted)
 {
     dag *d = L->d;
-    uint8_t *color = xcalloc(d->n, 1); /* 0 new, 1 on stack, 2 done */
-    uint32_t *stack = xcalloc(d->n, sizeof(uint32_t)), *next = xcalloc(d->n, sizeof(uint32_t));
+    uint8_t *color = base_calloc(d->n, 1); /* 0 new, 1 on stack, 2 done */
+    uint32_t *stack = base_calloc(d->n, sizeof(uint32_t)), *next = base_calloc(d->n, sizeof(uint32_t));
     int reported = 0;
     for (uint32_t root = 0; root < d->n && reported < 10; root++) {
         if (sorted[root] || color[root])
@@ -567,12 +545,12 @@ static void report_cycles(loader *L, const uint8_t *sorted)
             while (stack[from - 1] != w)
                 from--;
             size_t len = 0, cap = 256;
-            char *path = xcalloc(cap, 1);
+            char *path = base_calloc(cap, 1);
             for (size_t k = from - 1; k <= top; k++) {
                 const char *nm = d->nodes[k < top ? stack[k] : w].name;
                 size_t need = strlen(nm) + 5;
                 if (len + need >= cap)
-                    path = xrealloc(path, cap = 2 * cap + need);
+                    path = base_realloc(path, cap = 2 * cap + need);
                 len += (size_t)snprintf(path + len, cap - len, "%s%s", k == from - 1 ? "" : " -> ", nm);
             }
             dag_errors_add(L->errs, L->file, d->nodes[w].name, "cycle: %s", path);
@@ -590,9 +568,9 @@ static void report_cycles(loader *L, const uint8_t *sorted)
 static bool sort_topo(loader *L)
 {
     dag *d = L->d;
-    uint32_t *pending = xcalloc(d->n, sizeof(uint32_t));
-    uint8_t *sorted = xcalloc(d->n, 1);
-    d->topo = xcalloc(d->n, sizeof(uint32_t));
+    uint32_t *pending = base_calloc(d->n, sizeof(uint32_t));
+    uint8_t *sorted = base_calloc(d->n, 1);
+    d->topo = base_calloc(d->n, sizeof(uint32_t));
     uint32_t head = 0, tail = 0;
     for (uint32_t id = 0; id < d->n; id++) {
         pending[id] = d->nodes[id].ndeps;
@@ -625,9 +603,9 @@ static bool sort_topo(loader *L)
 dag *dag_load_json(const json_t *doc, const char *file, const char *const *state_names, size_t nstate,
                    dag_errors *errs)
 {
-    loader L = {.d = xcalloc(1, sizeof(dag)), .file = file, .errs = errs, .nerr0 = errs->n};
+    loader L = {.d = base_calloc(1, sizeof(dag)), .file = file, .errs = errs, .nerr0 = errs->n};
     dag *d = L.d;
-    d->file = xstrdup(file);
+    d->file = base_strdup(file);
     if (!json_is_object(doc)) {
         dag_errors_add(errs, file, NULL, "a DAG file holds a JSON object");
         dag_free(d);
@@ -644,8 +622,8 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
     const char *name = json_string_value(json_object_get(doc, "name"));
     if (!valid_name(name))
         dag_errors_add(errs, file, NULL, "\"name\" must be a string matching [A-Za-z_][A-Za-z0-9_]*");
-    d->name = xstrdup(name);
-    d->description = xstrdup(json_string_value(json_object_get(doc, "description")));
+    d->name = base_strdup(name);
+    d->description = base_strdup(json_string_value(json_object_get(doc, "description")));
 
     /* Phase 1: collect nodes. */
     const json_t *inputs = json_object_get(doc, "inputs"), *nodes = json_object_get(doc, "nodes"),
@@ -675,7 +653,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
 
     /* Phase 2: names, arguments, ops. */
     build_index(&L);
-    d->inputs = xcalloc(d->n, sizeof(uint32_t));
+    d->inputs = base_calloc(d->n, sizeof(uint32_t));
     for (uint32_t id = 0; id < d->n; id++) {
         dag_node *n = &d->nodes[id];
         if (n->kind == DK_INPUT)
@@ -689,7 +667,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
     /* Phase 3: order. */
     build_users(d);
     sort_topo(&L); /* cycles are reported alongside every other problem */
-    d->sinks = xcalloc(d->n, sizeof(uint32_t));
+    d->sinks = base_calloc(d->n, sizeof(uint32_t));
     for (uint32_t id = 0; id < d->n; id++)
         if (d->nodes[id].kind != DK_INPUT && d->nodes[id].nusers == 0)
             d->sinks[d->nsinks++] = id;

@@ -1,7 +1,7 @@
 /* dag: DAG files compiled into graphs, planned per request, executed with
  * every intermediate released as soon as its last consumer has run.
- * The file format and request semantics are the spec's "DAG files" and
- * "Running a DAG"; the planning rules are at the top of dag/run.c.
+ * The file format and request semantics are README.md's "Running DAGs";
+ * the planning rules are at the top of dag/run.c.
  *
  * A compiled DAG is built once, in the master, and then only read: workers
  * inherit it, so nothing about a run is ever written into it (per-run state
@@ -100,7 +100,8 @@ const char *dag_kind_name(dag_kind k);
 
 /* --- running ---------------------------------------------------------------- */
 
-/* What went wrong with a request or a run: the spec's error body. */
+/* What went wrong with a request or a run: the error body of README.md,
+ * "Serving". */
 typedef struct dag_fail {
     const char *code; /* "bad_json", "unknown_output", "missing_input", "type_error", "op_error", "limit_exceeded" */
     char message[512];
@@ -109,7 +110,7 @@ typedef struct dag_fail {
 
 typedef struct dag_run_opts {
     heap_obj *state;       /* dict: state name -> value (borrowed) */
-    uint64_t deadline_ns;  /* CLOCK_MONOTONIC time to give up at; 0: none */
+    uint64_t deadline_ns;  /* base_now_ns() time to give up at; 0: none */
     uint64_t max_elems;    /* largest result an op may make; 0: 1 << 28 */
     uint64_t max_bytes;    /* heap bytes the run may hold; 0: no budget */
     /* Test hook: called after each node runs with the nodes whose results
@@ -134,7 +135,7 @@ typedef struct dag_result {
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail);
 void dag_result_free(dag_result *res);
 
-/* Writes the spec's run response:
+/* Writes the run response (README.md, "Serving"):
  * {"dag", "outputs": {name: value}, "stats": {nodes_executed, elapsed_us,
  * peak_bytes, worker, pid}}.  DAG_ERR (fail: type_error naming the output)
  * if an output cannot be written as JSON (a cyclic value); that is known

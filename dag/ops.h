@@ -24,7 +24,7 @@
 #include "dag/value.h"
 #include "heap/heap.h"
 
-/* Error codes an op may report (the spec's 422 codes). */
+/* Error codes an op may report (422 answers: README.md, "Serving"). */
 #define DAG_E_TYPE "type_error"          /* an argument of the wrong kind */
 #define DAG_E_OP "op_error"              /* the op cannot compute this (missing key, length mismatch) */
 #define DAG_E_LIMIT "limit_exceeded"     /* a result would exceed ctx->max_elems */
@@ -55,7 +55,7 @@ typedef struct dag_param_spec {
 
 /* A compiled param value (owned by the compiled DAG). */
 typedef struct dag_param {
-    const char *name; /* the spec's name (static) */
+    const char *name; /* the name DAG files call it by (static) */
     dag_ptype type;
     bool set;
     int64_t i;

@@ -20,6 +20,9 @@
  */
 #include "dag/dag.h"
 
+#include "base/alloc.h"
+#include "base/clock.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,13 +43,6 @@ typedef struct run {
     uint32_t noutputs;
     uint64_t base_bytes; /* heap live bytes when the run began */
 } run;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int failf(dag_fail *f, const char *code, const char *node, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -169,116 +165,131 @@ static const json_t *member(const json_t *req, const char *key, json_type want, 
     return v;
 }
 
-static int plan(run *r, const json_t *req, dag_fail *fail)
+/* The request's three members, each NULL when absent or null; *_bad says
+ * one was there but of the wrong kind (reported). */
+typedef struct request {
+    const json_t *inputs, *overrides, *outputs;
+    bool inputs_bad, overrides_bad, outputs_bad;
+} request;
+
+/* Reads the request's members, reporting unknown ones. */
+static void plan_members(const json_t *req, request *q, problems *p)
 {
-    const dag *d = r->d;
-    problems p = {0};
-    if (req && !json_is_object(req))
-        return failf(fail, "type_error", NULL, "the request must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)req, key, v)
     {
         if (strcmp(key, "inputs") && strcmp(key, "overrides") && strcmp(key, "outputs"))
-            problem(&p, 1, NULL, "unknown request member \"%s\"", key);
+            problem(p, 1, NULL, "unknown request member \"%s\"", key);
     }
-    bool inputs_bad, overrides_bad, outputs_bad;
-    const json_t *inputs = member(req, "inputs", JSON_OBJECT, &p, &inputs_bad);
-    const json_t *overrides = member(req, "overrides", JSON_OBJECT, &p, &overrides_bad);
-    const json_t *outputs = member(req, "outputs", JSON_ARRAY, &p, &outputs_bad);
+    q->inputs = member(req, "inputs", JSON_OBJECT, p, &q->inputs_bad);
+    q->overrides = member(req, "overrides", JSON_OBJECT, p, &q->overrides_bad);
+    q->outputs = member(req, "outputs", JSON_ARRAY, p, &q->outputs_bad);
+}
 
+/* The plan's arrays, in one block per node: values, pending counts, the
+ * order, the walk's scratch (*next), flags; plus *stack and the outputs. */
+static void plan_alloc(run *r, uint32_t **stack, uint32_t **next)
+{
+    const dag *d = r->d;
     size_t cells = d->n ? d->n : 1;
-    r->value = calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
-    if (!r->value)
-        heap_panic("out of memory (plan of %u nodes)", d->n);
+    r->value = base_calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
     r->pending = (uint32_t *)(r->value + cells);
     r->order = r->pending + cells;
-    uint32_t *next = r->order + cells; /* walk scratch */
-    r->flags = (uint8_t *)(next + cells);
-    uint32_t *stack = malloc(cells * sizeof(uint32_t));
-    r->outputs = malloc(cells * sizeof(uint32_t));
-    if (!stack || !r->outputs)
-        heap_panic("out of memory (plan of %u nodes)", d->n);
+    *next = r->order + cells;
+    r->flags = (uint8_t *)(*next + cells);
+    *stack = base_malloc(cells * sizeof(uint32_t));
+    r->outputs = base_malloc(cells * sizeof(uint32_t));
+}
 
-    /* Outputs: as requested, or every sink (but none if "outputs" was
-     * there and malformed: planning a guess would report the wrong things). */
-    if (outputs_bad) {
-        /* reported by member() */
-    } else if (outputs) {
-        size_t i;
-        json_array_foreach(outputs, i, v)
-        {
-            const char *name = json_string_value(v);
-            uint32_t id = name ? dag_find(d, name) : DAG_NONE;
-            if (!name)
-                problem(&p, 1, NULL, "outputs[%zu] must be a node name", i);
-            else if (id == DAG_NONE)
-                problem(&p, 3, name, "unknown output '%s'", name);
-            else if (!(r->flags[id] & F_OUTPUT)) {
-                r->flags[id] |= F_OUTPUT;
-                r->outputs[r->noutputs++] = id;
-            }
-        }
-    } else {
+/* Outputs: as requested, or every sink (but none if "outputs" was there
+ * and malformed: planning a guess would report the wrong things). */
+static void plan_outputs(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
+    if (q->outputs_bad)
+        return; /* reported by member() */
+    if (!q->outputs) {
         for (uint32_t k = 0; k < d->nsinks; k++) {
             r->flags[d->sinks[k]] |= F_OUTPUT;
             r->outputs[r->noutputs++] = d->sinks[k];
         }
+        return;
     }
+    size_t i;
+    json_t *v;
+    json_array_foreach(q->outputs, i, v)
+    {
+        const char *name = json_string_value(v);
+        uint32_t id = name ? dag_find(d, name) : DAG_NONE;
+        if (!name)
+            problem(p, 1, NULL, "outputs[%zu] must be a node name", i);
+        else if (id == DAG_NONE)
+            problem(p, 3, name, "unknown output '%s'", name);
+        else if (!(r->flags[id] & F_OUTPUT)) {
+            r->flags[id] |= F_OUTPUT;
+            r->outputs[r->noutputs++] = id;
+        }
+    }
+}
 
-    /* Overrides: provided values, converted as the node's input type if it
-     * is an input. */
+/* Overrides: provided values, converted as the node's input type if it is
+ * an input; then every "inputs" key must name an input. */
+static void plan_overrides(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
     char err[256];
-    json_object_foreach((json_t *)overrides, key, v)
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)q->overrides, key, v)
     {
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE) {
-            problem(&p, 1, key, "override '%s' names no node", key);
+            problem(p, 1, key, "override '%s' names no node", key);
             continue;
         }
         dag_vtype t = d->nodes[id].kind == DK_INPUT ? d->nodes[id].type : DV_ANY;
         if (dag_value_from_json(v, t, &r->value[id], err, sizeof err) != DAG_OK) {
-            problem(&p, 1, key, "override '%s': %s", key, err);
+            problem(p, 1, key, "override '%s': %s", key, err);
             continue;
         }
         r->flags[id] |= F_PROVIDED;
     }
-    json_object_foreach((json_t *)inputs, key, v)
+    json_object_foreach((json_t *)q->inputs, key, v)
     {
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE || d->nodes[id].kind != DK_INPUT)
-            problem(&p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
+            problem(p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
     }
+}
 
-    for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
-        plan_walk(r, r->outputs[k], stack, next);
-    free(stack);
-
-    /* Inputs the plan reaches: given, defaulted, or missing (not worth
-     * saying when "inputs" itself was malformed: that is the problem). */
-    for (uint32_t k = 0; k < r->norder && !inputs_bad; k++) {
+/* Inputs the plan reaches: given, defaulted, or missing (not worth saying
+ * when "inputs" itself was malformed: that is the problem). */
+static void plan_inputs(run *r, const request *q, problems *p)
+{
+    const dag *d = r->d;
+    char err[256];
+    for (uint32_t k = 0; k < r->norder && !q->inputs_bad; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];
         if (n->kind != DK_INPUT || (r->flags[id] & F_PROVIDED))
             continue;
-        const json_t *given = inputs ? json_object_get(inputs, n->name) : NULL;
+        const json_t *given = q->inputs ? json_object_get(q->inputs, n->name) : NULL;
         if (!given && !n->value)
-            problem(&p, 2, n->name, "missing input '%s'", n->name);
+            problem(p, 2, n->name, "missing input '%s'", n->name);
         else if (given && dag_value_from_json(given, n->type, &r->value[id], err, sizeof err) != DAG_OK)
-            problem(&p, 1, n->name, "input '%s': %s", n->name, err);
+            problem(p, 1, n->name, "input '%s': %s", n->name, err);
     }
-    if (p.count) {
-        /* Overrides and inputs converted so far are held outside the plan. */
-        for (uint32_t id = 0; id < d->n; id++)
-            heap_xdecref(r->value[id]), r->value[id] = NULL;
-        run_release(r);
-        return problems_fail(&p, fail);
-    }
-    /* Overrides outside the plan are not needed. */
-    for (uint32_t id = 0; id < d->n && overrides; id++)
+}
+
+/* A sound plan: overrides outside it are dropped, and each node counts the
+ * consumers in the plan that must run before its result can go. */
+static void plan_finish(run *r, const request *q)
+{
+    const dag *d = r->d;
+    for (uint32_t id = 0; id < d->n && q->overrides; id++)
         if ((r->flags[id] & F_PROVIDED) && !(r->flags[id] & F_PLANNED))
             heap_decref(r->value[id]), r->value[id] = NULL;
-
     for (uint32_t k = 0; k < r->norder; k++) {
         uint32_t id = r->order[k];
         const dag_node *n = &d->nodes[id];
@@ -286,6 +297,33 @@ static int plan(run *r, const json_t *req, dag_fail *fail)
             for (uint32_t j = 0; j < n->ndeps; j++)
                 r->pending[n->deps[j]]++;
     }
+}
+
+/* Plans a request: what to compute, in which order, from which given
+ * values.  Every problem of the request is collected and answered at once. */
+static int plan(run *r, const json_t *req, dag_fail *fail)
+{
+    problems p = {0};
+    if (req && !json_is_object(req))
+        return failf(fail, "type_error", NULL, "the request must be a JSON object");
+    request q;
+    plan_members(req, &q, &p);
+    uint32_t *stack, *next;
+    plan_alloc(r, &stack, &next);
+    plan_outputs(r, &q, &p);
+    plan_overrides(r, &q, &p);
+    for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
+        plan_walk(r, r->outputs[k], stack, next);
+    free(stack);
+    plan_inputs(r, &q, &p);
+    if (p.count) {
+        /* Overrides and inputs converted so far are held outside the plan. */
+        for (uint32_t id = 0; id < r->d->n; id++)
+            heap_xdecref(r->value[id]), r->value[id] = NULL;
+        run_release(r);
+        return problems_fail(&p, fail);
+    }
+    plan_finish(r, &q);
     return DAG_OK;
 }
 
@@ -334,9 +372,7 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
         break;
     }
     heap_obj *local[16];
-    heap_obj **args = n->nargs <= 16 ? local : malloc(n->nargs * sizeof(heap_obj *));
-    if (!args)
-        heap_panic("out of memory");
+    heap_obj **args = n->nargs <= 16 ? local : base_malloc(n->nargs * sizeof(heap_obj *));
     for (uint32_t k = 0; k < n->nargs; k++)
         args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
     dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28),
@@ -355,7 +391,7 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
 
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     uint64_t base = heap_live_bytes();
     heap_reset_peak();
     *res = (dag_result){0};
@@ -384,7 +420,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
             }
         if (opts && opts->on_step)
             step_hook(&r, opts, id);
-        if (opts && opts->deadline_ns && now_ns() > opts->deadline_ns && k + 1 < r.norder) {
+        if (opts && opts->deadline_ns && base_now_ns() > opts->deadline_ns && k + 1 < r.norder) {
             run_release(&r);
             return failf(fail, "limit_exceeded", n->name, "the run exceeded its time limit after node '%s'",
                          n->name);
@@ -393,9 +429,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
 
     res->noutputs = r.noutputs;
     res->outputs = r.outputs;
-    res->values = malloc((r.noutputs ? r.noutputs : 1) * sizeof(heap_obj *));
-    if (!res->values)
-        heap_panic("out of memory");
+    res->values = base_malloc(r.noutputs * sizeof(heap_obj *));
     for (uint32_t k = 0; k < r.noutputs; k++) {
         res->values[k] = r.value[r.outputs[k]];
         r.value[r.outputs[k]] = NULL;
@@ -406,7 +440,7 @@ int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_r
     res->nodes_executed = executed;
     res->peak_bytes = peak > base ? peak - base : 0;
     res->held_bytes = live > base ? live - base : 0;
-    res->elapsed_us = (now_ns() - t0) / 1000;
+    res->elapsed_us = (base_now_ns() - t0) / 1000;
     return DAG_OK;
 }
 
@@ -503,14 +537,23 @@ static bool response_step(dag_response *r, dag_writer *w)
     return false;
 }
 
-int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+/* A response over res (taken when `owns`), or NULL with fail filled when
+ * an output cannot be written as JSON. */
+static dag_response *response_open(const dag *d, const dag_result *res, bool owns, int worker, long pid,
+                                   dag_fail *fail)
 {
     if (outputs_check(d, res, fail) != DAG_OK)
-        return DAG_ERR;
-    dag_response *r = malloc(sizeof *r);
+        return NULL;
+    dag_response *r = base_malloc(sizeof *r);
+    response_init(r, d, res, owns, worker, pid);
+    return r;
+}
+
+int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int worker, long pid, dag_fail *fail)
+{
+    dag_response *r = response_open(d, res, false, worker, pid, fail);
     if (!r)
-        heap_panic("out of memory (a response)");
-    response_init(r, d, res, false, worker, pid);
+        return DAG_ERR;
     while (response_step(r, w))
         ;
     free(r);
@@ -519,12 +562,9 @@ int dag_write_response(dag_writer *w, const dag *d, const dag_result *res, int w
 
 int dag_response_new(const dag *d, dag_result *res, int worker, long pid, dag_response **out, dag_fail *fail)
 {
-    if (outputs_check(d, res, fail) != DAG_OK)
-        return DAG_ERR;
-    dag_response *r = malloc(sizeof *r);
+    dag_response *r = response_open(d, res, true, worker, pid, fail);
     if (!r)
-        heap_panic("out of memory (a response)");
-    response_init(r, d, res, true, worker, pid);
+        return DAG_ERR;
     *res = (dag_result){0};
     *out = r;
     return DAG_OK;

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
+#include "base/err.h"
+
 /* ====================================================================== */
 /* {  Types                                                                */
 /* ====================================================================== */
@@ -84,16 +87,6 @@ const char *dag_json_kind(const json_t *j)
     return "unknown";
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return DAG_ERR;
-}
 
 /* Generic conversion: what json.loads would give, as heap objects. */
 static heap_obj *from_json_any(const json_t *j)
@@ -138,32 +131,32 @@ int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *e
         return DAG_OK;
     case DV_INT:
         if (!json_is_integer(j))
-            return fail(err, errlen, "expected int, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected int, got %s", dag_json_kind(j));
         *out = heap_int_new(json_integer_value(j));
         return DAG_OK;
     case DV_FLOAT:
         if (!json_is_number(j))
-            return fail(err, errlen, "expected float, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected float, got %s", dag_json_kind(j));
         *out = heap_float_new(json_number_value(j));
         return DAG_OK;
     case DV_STR:
         if (!json_is_string(j))
-            return fail(err, errlen, "expected str, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected str, got %s", dag_json_kind(j));
         *out = heap_str_new(json_string_value(j), json_string_length(j));
         return DAG_OK;
     case DV_BOOL:
         if (!json_is_boolean(j))
-            return fail(err, errlen, "expected bool, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected bool, got %s", dag_json_kind(j));
         *out = heap_bool(json_is_true(j));
         return DAG_OK;
     case DV_ARRAY: {
         if (!json_is_array(j))
-            return fail(err, errlen, "expected array of numbers, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected array of numbers, got %s", dag_json_kind(j));
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
             const json_t *e = json_array_get(j, i);
             if (!json_is_number(e) && !json_is_null(e))
-                return fail(err, errlen, "element %zu: expected number, got %s", i, dag_json_kind(e));
+                return base_errf(err, errlen, "element %zu: expected number, got %s", i, dag_json_kind(e));
         }
         heap_obj *a = heap_array_new_uninit(HD_F64, n);
         double *v = heap_array_f64(a);
@@ -176,16 +169,16 @@ int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *e
     }
     case DV_LIST:
         if (!json_is_array(j))
-            return fail(err, errlen, "expected list, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected list, got %s", dag_json_kind(j));
         *out = from_json_any(j);
         return DAG_OK;
     case DV_DICT:
         if (!json_is_object(j))
-            return fail(err, errlen, "expected dict, got %s", dag_json_kind(j));
+            return base_errf(err, errlen, "expected dict, got %s", dag_json_kind(j));
         *out = from_json_any(j);
         return DAG_OK;
     }
-    return fail(err, errlen, "unknown type");
+    return base_errf(err, errlen, "unknown type");
 }
 
 /* }====================================================================== */
@@ -204,10 +197,7 @@ void dag_writer_init_mem(dag_writer *w)
 void dag_writer_reserve(dag_writer *w, size_t cap)
 {
     if (!w->flush && cap > w->cap) {
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            heap_panic("out of memory (%zu bytes of JSON)", cap);
-        w->buf = b;
+        w->buf = base_realloc(w->buf, cap);
         w->cap = cap;
     }
 }
@@ -215,10 +205,8 @@ void dag_writer_reserve(dag_writer *w, size_t cap)
 void dag_writer_init_sink(dag_writer *w, int (*flush)(void *, const char *, size_t), void *arg)
 {
     *w = (dag_writer){.flush = flush, .arg = arg};
-    w->buf = malloc(SINK_BUF);
+    w->buf = base_malloc(SINK_BUF);
     w->cap = SINK_BUF;
-    if (!w->buf)
-        heap_panic("out of memory (writer buffer)");
 }
 
 static void sink_flush(dag_writer *w)
@@ -246,10 +234,7 @@ void dag_write(dag_writer *w, const char *s, size_t n)
         size_t cap = w->cap ? w->cap : 256;
         while (w->len + n + 1 > cap)
             cap *= 2;
-        char *b = realloc(w->buf, cap);
-        if (!b)
-            heap_panic("out of memory (%zu bytes of JSON)", cap);
-        w->buf = b;
+        w->buf = base_realloc(w->buf, cap);
         w->cap = cap;
     }
     memcpy(w->buf + w->len, s, n);
@@ -518,9 +503,7 @@ int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen)
 {
     if (dag_value_check(o, err, errlen) != DAG_OK)
         return DAG_ERR;
-    dag_emitter *e = malloc(sizeof *e);
-    if (!e)
-        heap_panic("out of memory (an emitter)");
+    dag_emitter *e = base_malloc(sizeof *e);
     dag_emitter_init(e, o);
     while (dag_emitter_step(e, w))
         ;
@@ -531,7 +514,7 @@ int dag_emit_value(dag_writer *w, heap_obj *o, char *err, size_t errlen)
 static int check(heap_obj *o, int depth, char *err, size_t errlen)
 {
     if (depth > DAG_EMIT_MAX_DEPTH)
-        return fail(err, errlen, "value nests deeper than %d levels (is it cyclic?)", DAG_EMIT_MAX_DEPTH);
+        return base_errf(err, errlen, "value nests deeper than %d levels (is it cyclic?)", DAG_EMIT_MAX_DEPTH);
     switch (heap_type_of(o)) {
     case HT_LIST:
         for (size_t i = 0, n = heap_list_len(o); i < n; i++)
@@ -573,7 +556,7 @@ json_t *dag_value_to_json(heap_obj *o, char *err, size_t errlen)
     json_t *j = json_loadb(w.buf, w.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     dag_writer_free(&w);
     if (!j)
-        fail(err, errlen, "internal: emitted JSON does not parse: %s", jerr.text);
+        base_errf(err, errlen, "internal: emitted JSON does not parse: %s", jerr.text);
     return j;
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dag/dag.h"
 #include "heap/gc.h"
 
@@ -45,13 +46,6 @@ typedef struct h_req {
     char method[8];
     char url[160];
 } h_req;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ====================================================================== */
 /* {  Responses                                                            */
@@ -206,7 +200,7 @@ static enum MHD_Result respond_stream(struct MHD_Connection *conn, h_req *r, dag
     return rc;
 }
 
-/* The spec's status for each run error code. */
+/* The status for each run error code (README.md, "Serving"). */
 static unsigned status_of(const char *code)
 {
     if (strcmp(code, "bad_json") == 0)
@@ -242,20 +236,9 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     }
     /* What responses still being sent hold counts against the budget: slow
      * readers do not multiply a worker's memory by max_run_bytes. */
-    uint64_t budget = s->cfg->max_run_bytes;
-    if (s->streaming_bytes >= budget) {
-        json_decref(req);
-        return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "limit_exceeded", NULL,
-                             "responses this worker is still sending hold %" PRIu64
-                             " bytes, all of max_run_bytes (%" PRIu64 "); retry when they are read",
-                             s->streaming_bytes, budget);
-    }
-    dag_run_opts opts = {.state = s->world->state,
-                         .max_bytes = budget - s->streaming_bytes,
-                         .deadline_ns = s->cfg->timeout_ms ? r->t0_ns + (uint64_t)s->cfg->timeout_ms * 1000000u : 0};
     dag_result res;
     dag_fail f = {0};
-    int rc = dag_run(d, req, &opts, &res, &f);
+    int rc = ld_world_run(s->world, s->cfg, d, req, r->t0_ns, s->streaming_bytes, &res, &f);
     json_decref(req);
     uint64_t held = rc == DAG_OK ? res.held_bytes : 0; /* what the outputs hold */
     dag_response *out = NULL;
@@ -300,9 +283,9 @@ static enum MHD_Result route_collect(h_server *s, struct MHD_Connection *conn, h
                                  "generation must be 0, 1 or 2, not '%s'", g);
         gen = (int)v;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     uint64_t freed = gc_collect(gen);
-    uint64_t us = (now_ns() - t0) / 1000;
+    uint64_t us = (base_now_ns() - t0) / 1000;
     gc_stats gs;
     gc_get_stats(&gs);
     return respond_jansson(conn, r,
@@ -392,7 +375,7 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
         return post ? route_collect(s, conn, r)
                     : not_allowed(conn, r, url, "POST");
     if (dag_path(url, name, sizeof name, &rest)) {
-        const dag *d = srv_world_dag(s->world, name);
+        const dag *d = ld_world_dag(s->world, name);
         bool run = rest && strcmp(rest, "run") == 0, dot = rest && strcmp(rest, "dot") == 0;
         if (rest && !run && !dot && *rest)
             return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no route %s", url);
@@ -476,7 +459,7 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         if (!r)
             return MHD_NO;
         r->server = s;
-        r->t0_ns = now_ns();
+        r->t0_ns = base_now_ns();
         s->inflight++;
         if (s->on_begin)
             s->on_begin(s->conn_arg, conn);
@@ -553,7 +536,7 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
     if (r->stream)
         r->stream->req = NULL;
     if (r->status) {
-        uint64_t us = (now_ns() - r->t0_ns) / 1000;
+        uint64_t us = (base_now_ns() - r->t0_ns) / 1000;
         s->requests++;
         if (r->status >= 400)
             s->errors++;

@@ -1,8 +1,8 @@
 /* handlers: cowdag's HTTP routes, for one worker's libmicrohttpd daemon.
  * Request bodies are collected across upload calls under a hard limit,
- * parsed once, run, and answered with JSON; every error is the spec's
+ * parsed once, run, and answered with JSON; every error is
  * {"error": {"code", "message", "node"?}} with its status.  Routes and codes
- * are the spec's "HTTP" section; the table is at the top of handlers.c.
+ * are README.md's "Serving"; the table is at the top of handlers.c.
  *
  * Everything here runs on the worker's single thread, so the heap needs no
  * locks.  Nothing a request sends can take the worker down: bad input
@@ -15,15 +15,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "server/config.h"
-#include "server/world.h"
+#include "load/config.h"
+#include "load/world.h"
 
 enum { H_SERVING, H_DRAINING, H_REFUSING };
 
 /* What the routes need from their worker (owned by the worker). */
 typedef struct h_server {
-    const srv_config *cfg;
-    const srv_world *world;
+    const ld_config *cfg;
+    const ld_world *world;
     int worker;               /* slot number */
     long pid;                 /* the worker's, for run responses (0: ask getpid) */
     /* The worker's phase: H_SERVING; H_DRAINING once it stops accepting

@@ -3,6 +3,8 @@
  * scoreboard.  Contract: handlers/stats.h; shapes: SPEC.md "Metrics". */
 #include "handlers/stats.h"
 
+#include "base/clock.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -134,13 +136,6 @@ static const family families[F_COUNT] = {
 /* {  Snapshot                                                             */
 /* ====================================================================== */
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int by_slot_then_generation(const void *a, const void *b)
 {
     const ms_entry *x = a, *y = b;
@@ -168,7 +163,7 @@ void h_snapshot_take(const ms_scoreboard *sb, h_snapshot *out)
             out->nworkers++;
     }
     qsort(out->workers, out->nworkers, sizeof out->workers[0], by_slot_then_generation);
-    out->now_ms = monotonic_ms();
+    out->now_ms = base_now_ms();
 }
 
 /* }====================================================================== */

@@ -1,5 +1,5 @@
-/* stats: the bodies of GET /stats (the spec's JSON) and GET /metrics
- * (Prometheus text exposition 0.0.4), rendered from one consistent
+/* stats: the bodies of GET /stats (JSON, README.md "Watching sharing") and
+ * GET /metrics (Prometheus text exposition 0.0.4), rendered from one consistent
  * snapshot of the scoreboard (memstats/scoreboard.h).  The names, labels
  * and units of every metric are listed at the top of handlers/stats.c. */
 #ifndef COWDAG_STATS_H
@@ -15,7 +15,7 @@ typedef struct h_snapshot {
     ms_master master;
     ms_entry workers[MS_SB_ENTRIES]; /* entries in use, by slot then generation */
     size_t nworkers;
-    uint64_t now_ms; /* CLOCK_MONOTONIC when taken */
+    uint64_t now_ms; /* base_now_ms() when taken (base/clock.h) */
 } h_snapshot;
 
 /* Copies every entry in use (status other than MS_FREE). */

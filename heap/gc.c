@@ -37,9 +37,12 @@
  */
 #include "heap/gc.h"
 
+#include "base/clock.h"
+
 #include <string.h>
 #include <time.h>
 
+#include "heap/gc_internal.h"
 #include "heap/heap_internal.h"
 
 typedef struct generation {
@@ -51,6 +54,7 @@ typedef struct generation {
 static struct gc_state {
     gc_config config;
     bool automatic;   /* collections are scheduled by the thresholds */
+    unsigned paused;  /* gc_pause() calls not yet resumed: no automatic ones */
     bool collecting;
     bool stress;
     generation gen[GC_GENERATIONS];
@@ -166,7 +170,7 @@ void gc__untrack(heap_obj *o)
     if ((o->flags & HF_FROZEN) && heap__inherited(o)) {
         /* A frozen object the master gave us: unlinking it would write its
          * neighbours' links, two more inherited objects.  Its block is never
-         * reused (heap.c leaves inherited blocks in place), so the node stays
+         * reused (alloc.c leaves inherited blocks in place), so the node stays
          * on the permanent list, marked dead by the flags cleared below;
          * gc_unfreeze drops such nodes. */
         G.nfrozen--;
@@ -273,17 +277,10 @@ static void delete_garbage(gc_link *unreachable, gc_link *old)
     }
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* One collection of generation g: the recipe. */
 static uint64_t gc_collect_generation(int g)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = base_now_ns();
     G.collecting = true;
 
     /* Counts: this collection is one more for the next generation. */
@@ -325,7 +322,7 @@ static uint64_t gc_collect_generation(int g)
     validate_list(old, 0);
 
     G.collecting = false;
-    uint64_t dt = now_ns() - t0;
+    uint64_t dt = base_now_ns() - t0;
     G.stats.collections[g]++;
     G.stats.collected[g] += ngarbage;
     G.stats.examined += examined;
@@ -412,7 +409,21 @@ void gc_configure(const gc_config *c)
     G.config = *c;
     for (int i = 0; i < GC_GENERATIONS; i++)
         G.gen[i].threshold = c->thresholds[i];
-    G.automatic = c->mode != GC_DISABLE;
+    G.automatic = !G.paused && c->mode != GC_DISABLE;
+}
+
+void gc_pause(void)
+{
+    G.paused++;
+    G.automatic = false;
+}
+
+void gc_resume(void)
+{
+    if (G.paused == 0)
+        heap_panic("gc_resume without gc_pause");
+    if (--G.paused == 0)
+        G.automatic = G.config.mode != GC_DISABLE;
 }
 
 const gc_config *gc_get_config(void) { return &G.config; }
@@ -513,7 +524,7 @@ void gc_settle(void)
         if (G.config.immortal)
             gc_immortalize_all();
     }
-    G.automatic = G.config.mode != GC_DISABLE;
+    G.automatic = !G.paused && G.config.mode != GC_DISABLE;
 }
 
 void gc_get_stats(gc_stats *out)

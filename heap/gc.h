@@ -70,6 +70,14 @@ int gc_config_check(const gc_config *c, const char **why);
 void gc_configure(const gc_config *c);
 const gc_config *gc_get_config(void);
 
+/* Automatic collection off until the matching gc_resume(), whatever the
+ * mode: for loading, which makes no garbage worth a collection (a full pass
+ * every few thousand objects would dominate it).  Pairs nest; explicit
+ * collections (gc_collect, gc_settle) still run.  The mode and thresholds
+ * are untouched, so gc_get_config() still tells what will apply after. */
+void gc_pause(void);
+void gc_resume(void);
+
 /* What a master does before forking: one full collection; then, by mode,
  * leaves automatic collection on (tuned), off (disable), or freezes every
  * tracked object (freeze) and, with immortal, makes every object that
@@ -106,13 +114,5 @@ void gc_reset_stats(void);
 /* Stress mode: a full collection before every object allocation. */
 void gc_set_stress(bool on);
 bool gc_stress(void);
-
-/* --- internal, for heap.c ------------------------------------------------ */
-
-void gc__init(void);
-void gc__on_alloc(bool tracked); /* before an object allocation */
-void gc__track(heap_obj *o);     /* link a fully built container */
-void gc__untrack(heap_obj *o);   /* unlink (on free) */
-bool gc__collecting(void);
 
 #endif

@@ -1,6 +1,6 @@
-/* heap.c: the allocator (arenas, size-classed pools, large mappings), the
- * object types and their reference counting.  The layout and the inherited-
- * memory rules are described at the top of heap/heap.h; the collector is in
+/* heap.c: the object types, their constructors and accessors, and their
+ * reference counting.  The object model is described at the top of
+ * heap/heap.h; the allocator under them is heap/alloc.c, the collector
  * heap/gc.c. */
 #include "heap/heap.h"
 
@@ -8,119 +8,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "base/alloc.h"
+#include "base/err.h"
 #include "heap/gc.h"
+#include "heap/gc_internal.h"
 #include "heap/heap_internal.h"
 
-/* In sanitizer builds, free blocks, unused pool space and cached mappings
- * are poisoned, so AddressSanitizer catches use-after-free inside our own
- * pools too.  The free-list link is read through freelink(). */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 /* ====================================================================== */
-/* {  Internal structures                                                  */
+/* {  Object bodies                                                       */
 /* ====================================================================== */
 
-#define NCLASSES (HEAP_SMALL_MAX / HEAP_ALIGN) /* class i holds (i+1)*16 bytes */
-#define POOLS_PER_ARENA (HEAP_ARENA_SIZE / HEAP_POOL_SIZE)
-#define SCLASS_LARGE 0xFFFFu
-
-/* What a pool's (or large mapping's) blocks hold: objects that start with
- * their header, containers that start with their collector link, or raw
- * storage.  Keeping them apart makes a heap walk exact. */
-enum { KIND_OBJ, KIND_GC, KIND_RAW, KIND__COUNT };
-
-/* A pool's header sits in its first bytes; blocks follow.  A pool is either
- * full (no free block: off every ring), used (on usedpools[kind][class]), or
- * empty (back on its arena's free list).  Blocks below `nextoffset` were
- * handed out at least once; free ones are chained through their first word
- * from `freeblock`. */
-typedef struct pool {
-    uint32_t nused;        /* blocks handed out */
-    uint16_t sclass;
-    uint8_t kind;          /* KIND_* */
-    uint8_t pad_;
-    uint32_t arena;        /* index into H.arenas */
-    uint32_t nextoffset;   /* first never-used block */
-    uint32_t maxnextoffset;
-    uint32_t pad2_;
-    void *freeblock;
-    struct pool *next, *prev;
-} pool;
-
-/* The first block starts on a cache line (64 bytes): then no block of 16,
- * 32 or 64 bytes straddles two lines, and a float's header and value share
- * one.  Rounded only to the 16-byte alignment the header would take 48
- * bytes, and every other 32-byte block would span two lines; reading 32
- * random records' spend lists costs 11% less this way (bench_dag request). */
-#define POOL_HDR ((sizeof(pool) + 63) & ~(size_t)63)
-
-/* Arena descriptors live in malloc'ed memory, not in the arena, so that the
- * bookkeeping of a worker never writes an inherited arena's pages. */
-typedef struct arena {
-    uintptr_t base;         /* 0: slot unused */
-    uint32_t epoch;         /* H.epoch when mapped */
-    uint32_t seal;          /* H.seal when mapped */
-    uint32_t nfreepools;    /* pools not in use (carved or not) */
-    uint32_t ncarved;       /* pools carved so far, from the bottom */
-    pool *freepools;        /* carved pools returned empty */
-    int32_t next_usable;    /* doubly linked list of arenas with free pools */
-    int32_t prev_usable;
-} arena;
-
-/* Large mappings: a 16-byte header, then the block. */
-typedef struct large_node {
-    uintptr_t base;
-    size_t map_size;
-    uint32_t epoch;
-    uint32_t seal;
-    uint8_t kind;
-    struct large_node *prev, *next;
-} large_node;
-
-typedef struct large_hdr {
-    large_node *node;
-    size_t map_size;
-} large_hdr;
-
-typedef struct cached_map {
-    uintptr_t base;
-    size_t map_size;
-} cached_map;
-
-#define LARGE_CACHE_SLOTS 16
-
-/* Object bodies. */
-typedef struct h_int {
+typedef struct ho_int {
     heap_obj h;
     int64_t v;
-} h_int;
+} ho_int;
 
-typedef struct h_float {
+typedef struct ho_float {
     heap_obj h;
     double v;
-} h_float;
+} ho_float;
 
-typedef struct h_str {
+typedef struct ho_str {
     heap_obj h;
     uint64_t hash;
     size_t len;
     char data[];
-} h_str;
+} ho_str;
 
-typedef struct h_list {
+typedef struct ho_list {
     heap_obj h;
     size_t len, cap;
     heap_obj **items;
-} h_list;
+} ho_list;
 
 typedef struct dict_entry {
     uint64_t hash;
@@ -130,7 +50,7 @@ typedef struct dict_entry {
 
 /* Compact dict: `index` maps hash slots to positions in `entries`, which
  * keep insertion order.  index and entries share one raw block. */
-typedef struct h_dict {
+typedef struct ho_dict {
     heap_obj h;
     uint32_t used;     /* live entries */
     uint32_t nentries; /* entries written, live or deleted */
@@ -140,444 +60,52 @@ typedef struct h_dict {
     uint16_t pad_;
     int32_t *index;
     dict_entry *entries;
-} h_dict;
+} ho_dict;
 
 #define IX_EMPTY (-1)
 #define IX_DUMMY (-2)
 
-typedef struct h_array {
+typedef struct ho_array {
     heap_obj h;
     uint32_t dtype;
     uint32_t pad_;
     size_t len;
     void *data;
-} h_array;
+} ho_array;
 
-typedef struct h_table {
+typedef struct ho_table {
     heap_obj h;
     size_t nrows;
     heap_obj *names; /* list of str */
     heap_obj *cols;  /* list of columns */
-} h_table;
+} ho_table;
 
 #define SMALL_INT_MIN (-5)
 #define SMALL_INT_MAX 256
 
-static struct heap_state {
-    bool initialised;
-    uint32_t epoch; /* forks: memory of an earlier epoch is inherited */
-    uint32_t seal;  /* seals: memory of an earlier seal takes no new blocks */
-    heap_config config;
-
-    arena *arenas;
-    uint32_t narenas;       /* slots in use or free */
-    uint32_t arenas_cap;
-    int32_t usable;         /* head of usable-arena list, -1: none */
-    pool *usedpools[KIND__COUNT][NCLASSES];
-
-    large_node *large;      /* live large mappings */
-    cached_map cache[LARGE_CACHE_SLOTS];
-    size_t ncache, cache_bytes;
-
-    heap_obj **dealloc_stack;
-    size_t dealloc_len, dealloc_cap;
-    bool deallocating;
-
-    heap_stats stats;
-    uint64_t hash_seed;
-} H;
-
 static heap_obj none_obj = {.rc = 1, .type = HT_NONE, .flags = HF_IMMORTAL | HF_STATIC};
 static heap_obj true_obj = {.rc = 1, .type = HT_BOOL, .flags = HF_IMMORTAL | HF_STATIC};
 static heap_obj false_obj = {.rc = 1, .type = HT_BOOL, .flags = HF_IMMORTAL | HF_STATIC};
-static h_int small_ints[SMALL_INT_MAX - SMALL_INT_MIN + 1];
+static ho_int small_ints[SMALL_INT_MAX - SMALL_INT_MIN + 1];
 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Errors                                                               */
+/* {  Errors                                                              */
 /* ====================================================================== */
 
 _Noreturn void heap_panic(const char *fmt, ...)
 {
     va_list ap;
-    fputs("cowdag: heap: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    abort();
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q && n)
-        heap_panic("out of memory (%zu bytes of bookkeeping)", n);
-    return q;
+    base_vpanic("heap", fmt, ap);
 }
 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Arenas and pools                                                     */
+/* {  Object blocks                                                       */
 /* ====================================================================== */
-
-/* Every mapping: no huge pages, so a write after fork copies 4 KiB, not
- * 2 MiB.  A worker's own mappings are also marked MADV_DONTFORK (workers do
- * not fork): a VMA flag the inherited state does not have, so the kernel
- * never merges the two into one VMA and /proc/PID/smaps reports the state
- * apart from the worker's own memory. */
-static void madvise_new(void *base, size_t size)
-{
-    if (H.epoch > 0) /* first: never, even for a moment, the state's flags */
-        madvise(base, size, MADV_DONTFORK);
-    madvise(base, size, MADV_NOHUGEPAGE);
-}
-
-static void *map_aligned(size_t size, size_t align)
-{
-    size_t span = size + align;
-    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    uintptr_t base = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
-    size_t head = base - (uintptr_t)p, tail = span - head - size;
-    if (head)
-        munmap(p, head);
-    if (tail)
-        munmap((char *)base + size, tail);
-    madvise_new((void *)base, size);
-    return (void *)base;
-}
-
-static void usable_push(int32_t i)
-{
-    arena *a = &H.arenas[i];
-    a->prev_usable = -1;
-    a->next_usable = H.usable;
-    if (H.usable >= 0)
-        H.arenas[H.usable].prev_usable = i;
-    H.usable = i;
-}
-
-static void usable_remove(int32_t i)
-{
-    arena *a = &H.arenas[i];
-    if (a->prev_usable >= 0)
-        H.arenas[a->prev_usable].next_usable = a->next_usable;
-    else
-        H.usable = a->next_usable;
-    if (a->next_usable >= 0)
-        H.arenas[a->next_usable].prev_usable = a->prev_usable;
-    a->next_usable = a->prev_usable = -1;
-}
-
-static int32_t arena_new(void)
-{
-    uint32_t slot = 0;
-    while (slot < H.narenas && H.arenas[slot].base)
-        slot++;
-    if (slot == H.narenas) {
-        if (H.narenas == H.arenas_cap) {
-            H.arenas_cap = H.arenas_cap ? 2 * H.arenas_cap : 16;
-            H.arenas = xrealloc(H.arenas, H.arenas_cap * sizeof(arena));
-        }
-        H.narenas++;
-    }
-    void *base = map_aligned(HEAP_ARENA_SIZE, HEAP_ARENA_SIZE);
-    if (!base)
-        heap_panic("out of memory (arena of %u bytes)", HEAP_ARENA_SIZE);
-    H.arenas[slot] = (arena){.base = (uintptr_t)base,
-                             .epoch = H.epoch,
-                             .seal = H.seal,
-                             .nfreepools = POOLS_PER_ARENA,
-                             .next_usable = -1,
-                             .prev_usable = -1};
-    H.stats.arenas++;
-    H.stats.mapped_bytes += HEAP_ARENA_SIZE;
-    usable_push((int32_t)slot);
-    return (int32_t)slot;
-}
-
-static void arena_release(int32_t i)
-{
-    arena *a = &H.arenas[i];
-    if (a->seal == H.seal)
-        usable_remove(i);
-    UNPOISON((void *)a->base, HEAP_ARENA_SIZE);
-    munmap((void *)a->base, HEAP_ARENA_SIZE);
-    a->base = 0;
-    H.stats.arenas--;
-    H.stats.mapped_bytes -= HEAP_ARENA_SIZE;
-}
-
-static inline size_t class_size(unsigned sc) { return (size_t)(sc + 1) * HEAP_ALIGN; }
-static inline unsigned size_class(size_t n) { return (unsigned)((n + HEAP_ALIGN - 1) / HEAP_ALIGN) - 1; }
-static inline pool *pool_of(const void *p) { return (pool *)((uintptr_t)p & ~(uintptr_t)(HEAP_POOL_SIZE - 1)); }
-static inline bool pool_full(const pool *p) { return !p->freeblock && p->nextoffset > p->maxnextoffset; }
-
-static void ring_insert(pool **head, pool *p)
-{
-    if (!*head) {
-        p->next = p->prev = p;
-    } else {
-        p->next = *head;
-        p->prev = (*head)->prev;
-        p->prev->next = p;
-        (*head)->prev = p;
-    }
-    *head = p;
-}
-
-static void ring_remove(pool **head, pool *p)
-{
-    if (p->next == p) {
-        *head = NULL;
-    } else {
-        p->prev->next = p->next;
-        p->next->prev = p->prev;
-        if (*head == p)
-            *head = p->next;
-    }
-}
-
-static void *freelink(void *b)
-{
-    UNPOISON(b, sizeof(void *));
-    void *next = *(void **)b;
-    POISON(b, sizeof(void *));
-    return next;
-}
-
-static pool *pool_new(unsigned kind, unsigned sc)
-{
-    int32_t ai = H.usable >= 0 ? H.usable : arena_new();
-    arena *a = &H.arenas[ai];
-    pool *p;
-    if (a->freepools) {
-        p = a->freepools;
-        a->freepools = p->next;
-    } else {
-        p = (pool *)(a->base + (uintptr_t)a->ncarved * HEAP_POOL_SIZE);
-        a->ncarved++;
-    }
-    if (--a->nfreepools == 0)
-        usable_remove(ai);
-    size_t bs = class_size(sc);
-    *p = (pool){.sclass = (uint16_t)sc,
-                .kind = (uint8_t)kind,
-                .arena = (uint32_t)ai,
-                .nextoffset = (uint32_t)POOL_HDR,
-                .maxnextoffset = (uint32_t)(HEAP_POOL_SIZE - bs)};
-    POISON((char *)p + POOL_HDR, HEAP_POOL_SIZE - POOL_HDR);
-    ring_insert(&H.usedpools[kind][sc], p);
-    return p;
-}
-
-static void *small_alloc(unsigned kind, unsigned sc)
-{
-    pool *p = H.usedpools[kind][sc];
-    if (!p)
-        p = pool_new(kind, sc);
-    void *b = p->freeblock;
-    if (b) {
-        p->freeblock = freelink(b);
-    } else {
-        b = (char *)p + p->nextoffset;
-        p->nextoffset += (uint32_t)class_size(sc);
-    }
-    UNPOISON(b, class_size(sc));
-    p->nused++;
-    if (pool_full(p))
-        ring_remove(&H.usedpools[kind][sc], p);
-    H.stats.live_bytes += class_size(sc);
-    return b;
-}
-
-static void small_free(void *b)
-{
-    pool *p = pool_of(b);
-    arena *a = &H.arenas[p->arena];
-    H.stats.live_bytes -= class_size(p->sclass);
-    if (a->epoch != H.epoch) {
-        /* Inherited: leave the block and its pool untouched. */
-        H.stats.inherited_frees++;
-        return;
-    }
-    bool was_full = pool_full(p);
-    *(void **)b = p->freeblock;
-    p->freeblock = b;
-    POISON(b, class_size(p->sclass));
-    if (a->seal != H.seal) {
-        /* Sealed: the block is free, but no ring or list takes the pool or
-         * the arena again; an arena emptied this way is unmapped. */
-        if (--p->nused == 0) {
-            p->next = a->freepools;
-            a->freepools = p;
-            if (++a->nfreepools == POOLS_PER_ARENA)
-                arena_release((int32_t)p->arena);
-        }
-        return;
-    }
-    if (--p->nused > 0) {
-        if (was_full)
-            ring_insert(&H.usedpools[p->kind][p->sclass], p);
-        return;
-    }
-    /* The pool is empty: hand it back to its arena. */
-    if (!was_full)
-        ring_remove(&H.usedpools[p->kind][p->sclass], p);
-    int32_t ai = (int32_t)p->arena;
-    p->next = a->freepools;
-    a->freepools = p;
-    if (a->nfreepools++ == 0)
-        usable_push(ai);
-    /* Keep one empty arena mapped so a loop that allocates and frees one
-     * object at a pool's edge does not map and unmap every time. */
-    if (a->nfreepools == POOLS_PER_ARENA && (a->next_usable >= 0 || a->prev_usable >= 0))
-        arena_release(ai);
-}
-
-/* }====================================================================== */
-
-/* ====================================================================== */
-/* {  Large mappings                                                       */
-/* ====================================================================== */
-
-static size_t large_map_size(size_t n)
-{
-    return (n + sizeof(large_hdr) + 4095) & ~(size_t)4095;
-}
-
-/* Returns the block (after the header); *fresh says the pages are zero. */
-static void *large_alloc(unsigned kind, size_t n, bool *fresh)
-{
-    size_t ms = large_map_size(n);
-    void *base = NULL;
-    *fresh = false;
-    for (size_t i = 0; i < H.ncache; i++) {
-        if (H.cache[i].map_size == ms) {
-            base = (void *)H.cache[i].base;
-            UNPOISON(base, ms);
-            H.cache[i] = H.cache[--H.ncache];
-            H.cache_bytes -= ms;
-            break;
-        }
-    }
-    if (!base) {
-        base = mmap(NULL, ms, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (base == MAP_FAILED)
-            heap_panic("out of memory (mapping of %zu bytes)", ms);
-        madvise_new(base, ms);
-        H.stats.mapped_bytes += ms;
-        *fresh = true;
-    }
-    large_node *node = xrealloc(NULL, sizeof *node);
-    *node = (large_node){.base = (uintptr_t)base, .map_size = ms, .epoch = H.epoch, .seal = H.seal, .kind = (uint8_t)kind};
-    node->next = H.large;
-    if (H.large)
-        H.large->prev = node;
-    H.large = node;
-    large_hdr *h = base;
-    h->node = node;
-    h->map_size = ms;
-    H.stats.large_maps++;
-    H.stats.live_bytes += ms;
-    return h + 1;
-}
-
-static void large_unmap(uintptr_t base, size_t ms)
-{
-    UNPOISON((void *)base, ms);
-    munmap((void *)base, ms);
-    H.stats.mapped_bytes -= ms;
-}
-
-static void large_free(void *b)
-{
-    large_hdr *h = (large_hdr *)b - 1;
-    large_node *node = h->node;
-    size_t ms = node->map_size;
-    uintptr_t base = node->base;
-    bool inherited = node->epoch != H.epoch;
-    if (node->prev)
-        node->prev->next = node->next;
-    else
-        H.large = node->next;
-    if (node->next)
-        node->next->prev = node->prev;
-    free(node);
-    H.stats.large_maps--;
-    H.stats.live_bytes -= ms;
-    if (inherited) {
-        /* Our view of a mapping the master still has: drop it. */
-        H.stats.inherited_frees++;
-        large_unmap(base, ms);
-        return;
-    }
-    if (ms <= H.config.large_cache_bytes) {
-        while (H.ncache && (H.ncache == LARGE_CACHE_SLOTS || H.cache_bytes + ms > H.config.large_cache_bytes)) {
-            cached_map old = H.cache[0];
-            H.cache[0] = H.cache[--H.ncache];
-            H.cache_bytes -= old.map_size;
-            large_unmap(old.base, old.map_size);
-        }
-        POISON((void *)base, ms);
-        H.cache[H.ncache++] = (cached_map){base, ms};
-        H.cache_bytes += ms;
-        return;
-    }
-    large_unmap(base, ms);
-}
-
-static void cache_drop(void)
-{
-    for (size_t i = 0; i < H.ncache; i++)
-        large_unmap(H.cache[i].base, H.cache[i].map_size);
-    H.ncache = 0;
-    H.cache_bytes = 0;
-}
-
-/* }====================================================================== */
-
-/* ====================================================================== */
-/* {  Block allocation, raw and object                                     */
-/* ====================================================================== */
-
-static void *block_alloc(unsigned kind, size_t n, bool zero)
-{
-    void *b;
-    if (n <= HEAP_SMALL_MAX) {
-        b = small_alloc(kind, size_class(n ? n : 1));
-        if (zero)
-            memset(b, 0, n);
-    } else {
-        bool fresh;
-        b = large_alloc(kind, n, &fresh);
-        if (zero && !fresh)
-            memset(b, 0, n);
-    }
-    if (H.stats.live_bytes > H.stats.peak_bytes)
-        H.stats.peak_bytes = H.stats.live_bytes;
-    return b;
-}
-
-static void block_free(void *b, size_t n)
-{
-    if (n <= HEAP_SMALL_MAX)
-        small_free(b);
-    else
-        large_free(b);
-}
-
-void *heap_raw_alloc(size_t size) { return block_alloc(KIND_RAW, size, false); }
-
-void heap_raw_free(void *p, size_t size)
-{
-    if (p)
-        block_free(p, size);
-}
 
 /* Allocates an object of `size` bytes (header included) and fills in its
  * header with rc 1.  Containers get the collector link in front; they are
@@ -587,7 +115,7 @@ static heap_obj *obj_alloc(heap_type t, size_t size)
     bool container = heap__is_container(t);
     gc__on_alloc(container);
     size_t n = size + (container ? sizeof(gc_link) : 0);
-    char *b = block_alloc(container ? KIND_GC : KIND_OBJ, n, false);
+    char *b = heap__block_alloc(container ? KIND_GC : KIND_OBJ, n, false);
     heap_obj *o = (heap_obj *)(b + (container ? sizeof(gc_link) : 0));
     *o = (heap_obj){.rc = 1, .type = (uint8_t)t};
     if (n <= HEAP_SMALL_MAX)
@@ -611,15 +139,15 @@ static void obj_free(heap_obj *o)
     H.stats.objects--;
     H.stats.objects_by_type[o->type]--;
     if (o->flags & HF_LARGE)
-        large_free(b);
+        heap__large_free(b);
     else
-        small_free(b);
+        heap__small_free(b);
 }
 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Lifetime                                                             */
+/* {  Lifetime                                                            */
 /* ====================================================================== */
 
 static uint64_t mix64(uint64_t x)
@@ -644,8 +172,8 @@ void heap_init(const heap_config *config)
         H.config = *config;
     H.hash_seed = 0x9e3779b97f4a7c15ULL;
     for (int64_t v = SMALL_INT_MIN; v <= SMALL_INT_MAX; v++) {
-        h_int *s = &small_ints[v - SMALL_INT_MIN];
-        *s = (h_int){.h = {.rc = 1, .type = HT_INT, .flags = HF_IMMORTAL | HF_STATIC}, .v = v};
+        ho_int *s = &small_ints[v - SMALL_INT_MIN];
+        *s = (ho_int){.h = {.rc = 1, .type = HT_INT, .flags = HF_IMMORTAL | HF_STATIC}, .v = v};
     }
     gc__init();
     const char *stress = getenv("COWDAG_GC_STRESS");
@@ -657,69 +185,23 @@ void heap_destroy(void)
 {
     if (!H.initialised)
         return;
-    for (uint32_t i = 0; i < H.narenas; i++)
-        if (H.arenas[i].base) {
-            UNPOISON((void *)H.arenas[i].base, HEAP_ARENA_SIZE);
-            munmap((void *)H.arenas[i].base, HEAP_ARENA_SIZE);
-        }
-    free(H.arenas);
-    for (large_node *n = H.large, *next; n; n = next) {
-        next = n->next;
-        munmap((void *)n->base, n->map_size);
-        free(n);
-    }
-    cache_drop();
+    heap__alloc_release();
     free(H.dealloc_stack);
     memset(&H, 0, sizeof H);
     gc__init();
 }
 
-uint32_t heap_seal(void)
-{
-    H.seal++;
-    memset(H.usedpools, 0, sizeof H.usedpools);
-    H.usable = -1;
-    for (uint32_t i = 0; i < H.narenas; i++)
-        H.arenas[i].next_usable = H.arenas[i].prev_usable = -1;
-    cache_drop();
-    return H.seal;
-}
-
-uint32_t heap__seal_of(const heap_obj *o)
-{
-    if (o->flags & HF_STATIC)
-        return UINT32_MAX;
-    const void *b = heap__is_container(o->type) ? (const void *)GC_LINK(o) : (const void *)o;
-    if (o->flags & HF_LARGE)
-        return ((const large_hdr *)b - 1)->node->seal;
-    return H.arenas[pool_of(b)->arena].seal;
-}
-
-void heap_after_fork(void)
-{
-    H.epoch++;
-    /* No pool or arena of the earlier epoch takes a new block. */
-    memset(H.usedpools, 0, sizeof H.usedpools);
-    H.usable = -1;
-    for (uint32_t i = 0; i < H.narenas; i++)
-        H.arenas[i].next_usable = H.arenas[i].prev_usable = -1;
-    cache_drop();
-    H.stats.peak_bytes = H.stats.live_bytes;
-    H.stats.inherited_frees = 0;
-    gc_reset_stats();
-}
-
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Deallocation                                                         */
+/* {  Deallocation                                                        */
 /* ====================================================================== */
 
 static void dealloc_push(heap_obj *o)
 {
     if (H.dealloc_len == H.dealloc_cap) {
         H.dealloc_cap = H.dealloc_cap ? 2 * H.dealloc_cap : 256;
-        H.dealloc_stack = xrealloc(H.dealloc_stack, H.dealloc_cap * sizeof(heap_obj *));
+        H.dealloc_stack = base_realloc(H.dealloc_stack, H.dealloc_cap * sizeof(heap_obj *));
     }
     H.dealloc_stack[H.dealloc_len++] = o;
 }
@@ -753,18 +235,18 @@ static void dealloc_one(heap_obj *o)
     heap_traverse(o, release_visit, NULL);
     switch ((heap_type)o->type) {
     case HT_LIST: {
-        h_list *l = (h_list *)o;
+        ho_list *l = (ho_list *)o;
         heap_raw_free(l->items, l->cap * sizeof(heap_obj *));
         break;
     }
     case HT_DICT: {
-        h_dict *d = (h_dict *)o;
+        ho_dict *d = (ho_dict *)o;
         if (d->log2size)
             heap_raw_free(d->index, dict_block_size(d->log2size, d->cap));
         break;
     }
     case HT_ARRAY: {
-        h_array *a = (h_array *)o;
+        ho_array *a = (ho_array *)o;
         heap_raw_free(a->data, a->len * 8);
         break;
     }
@@ -794,7 +276,7 @@ void heap__dealloc(heap_obj *o)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Scalars and str                                                      */
+/* {  Scalars and str                                                     */
 /* ====================================================================== */
 
 const char *heap_type_name(heap_type t)
@@ -823,7 +305,7 @@ heap_obj *heap_int_new(int64_t v)
 {
     if (v >= SMALL_INT_MIN && v <= SMALL_INT_MAX)
         return &small_ints[v - SMALL_INT_MIN].h;
-    h_int *o = (h_int *)obj_alloc(HT_INT, sizeof(h_int));
+    ho_int *o = (ho_int *)obj_alloc(HT_INT, sizeof(ho_int));
     o->v = v;
     return &o->h;
 }
@@ -831,12 +313,12 @@ heap_obj *heap_int_new(int64_t v)
 int64_t heap_int_value(const heap_obj *o)
 {
     EXPECT(o, HT_INT);
-    return ((const h_int *)o)->v;
+    return ((const ho_int *)o)->v;
 }
 
 heap_obj *heap_float_new(double v)
 {
-    h_float *o = (h_float *)obj_alloc(HT_FLOAT, sizeof(h_float));
+    ho_float *o = (ho_float *)obj_alloc(HT_FLOAT, sizeof(ho_float));
     o->v = v;
     return &o->h;
 }
@@ -844,7 +326,7 @@ heap_obj *heap_float_new(double v)
 double heap_float_value(const heap_obj *o)
 {
     EXPECT(o, HT_FLOAT);
-    return ((const h_float *)o)->v;
+    return ((const ho_float *)o)->v;
 }
 
 static uint64_t hash_bytes(const char *s, size_t len)
@@ -861,7 +343,7 @@ static uint64_t hash_int(int64_t v) { return mix64((uint64_t)v ^ H.hash_seed); }
 
 heap_obj *heap_str_new(const char *s, size_t len)
 {
-    h_str *o = (h_str *)obj_alloc(HT_STR, sizeof(h_str) + len + 1);
+    ho_str *o = (ho_str *)obj_alloc(HT_STR, sizeof(ho_str) + len + 1);
     o->len = len;
     if (len)
         memcpy(o->data, s, len);
@@ -875,36 +357,36 @@ heap_obj *heap_str_from(const char *s) { return heap_str_new(s, strlen(s)); }
 const char *heap_str_data(const heap_obj *o)
 {
     EXPECT(o, HT_STR);
-    return ((const h_str *)o)->data;
+    return ((const ho_str *)o)->data;
 }
 
 size_t heap_str_len(const heap_obj *o)
 {
     EXPECT(o, HT_STR);
-    return ((const h_str *)o)->len;
+    return ((const ho_str *)o)->len;
 }
 
 uint64_t heap_str_hash(const heap_obj *o)
 {
     EXPECT(o, HT_STR);
-    return ((const h_str *)o)->hash;
+    return ((const ho_str *)o)->hash;
 }
 
 bool heap_str_eq(const heap_obj *o, const char *s, size_t len)
 {
-    const h_str *x = (const h_str *)o;
+    const ho_str *x = (const ho_str *)o;
     return o->type == HT_STR && x->len == len && memcmp(x->data, s, len) == 0;
 }
 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  list                                                                 */
+/* {  list                                                                */
 /* ====================================================================== */
 
 heap_obj *heap_list_new(size_t capacity)
 {
-    h_list *l = (h_list *)obj_alloc(HT_LIST, sizeof(h_list));
+    ho_list *l = (ho_list *)obj_alloc(HT_LIST, sizeof(ho_list));
     l->len = 0;
     l->cap = capacity;
     l->items = capacity ? heap_raw_alloc(capacity * sizeof(heap_obj *)) : NULL;
@@ -915,13 +397,13 @@ heap_obj *heap_list_new(size_t capacity)
 size_t heap_list_len(const heap_obj *l)
 {
     EXPECT(l, HT_LIST);
-    return ((const h_list *)l)->len;
+    return ((const ho_list *)l)->len;
 }
 
 heap_obj *heap_list_get(const heap_obj *l, size_t i)
 {
     EXPECT(l, HT_LIST);
-    const h_list *x = (const h_list *)l;
+    const ho_list *x = (const ho_list *)l;
     if (i >= x->len)
         heap_panic("list index %zu out of range (%zu)", i, x->len);
     return x->items[i];
@@ -930,7 +412,7 @@ heap_obj *heap_list_get(const heap_obj *l, size_t i)
 void heap_list_append_new(heap_obj *l, heap_obj *item)
 {
     EXPECT(l, HT_LIST);
-    h_list *x = (h_list *)l;
+    ho_list *x = (ho_list *)l;
     if (x->len == x->cap) {
         size_t ncap = x->cap < 4 ? 4 : x->cap + x->cap / 2;
         heap_obj **items = heap_raw_alloc(ncap * sizeof(heap_obj *));
@@ -952,7 +434,7 @@ void heap_list_append(heap_obj *l, heap_obj *item)
 void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item)
 {
     EXPECT(l, HT_LIST);
-    h_list *x = (h_list *)l;
+    ho_list *x = (ho_list *)l;
     if (i >= x->len)
         heap_panic("list index %zu out of range (%zu)", i, x->len);
     heap_obj *old = x->items[i];
@@ -963,17 +445,17 @@ void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item)
 size_t heap_list_read_f64(const heap_obj *l, double *out, bool *all_ints)
 {
     EXPECT(l, HT_LIST);
-    const h_list *x = (const h_list *)l;
+    const ho_list *x = (const ho_list *)l;
     bool ints = true;
     size_t k = 0;
     for (; k < x->len; k++) {
         heap_obj *e = x->items[k];
         heap_incref(e);
         if (e->type == HT_FLOAT) {
-            out[k] = ((const h_float *)e)->v;
+            out[k] = ((const ho_float *)e)->v;
             ints = false;
         } else if (e->type == HT_INT) {
-            out[k] = (double)((const h_int *)e)->v;
+            out[k] = (double)((const ho_int *)e)->v;
         } else {
             heap_decref(e);
             break;
@@ -986,14 +468,14 @@ size_t heap_list_read_f64(const heap_obj *l, double *out, bool *all_ints)
 
 void heap_list_prefetch_items(const heap_obj *l)
 {
-    const h_list *x = (const h_list *)l;
+    const ho_list *x = (const ho_list *)l;
     if (l->type == HT_LIST && x->len)
         __builtin_prefetch(x->items);
 }
 
 void heap_list_prefetch_elems(const heap_obj *l)
 {
-    const h_list *x = (const h_list *)l;
+    const ho_list *x = (const ho_list *)l;
     if (l->type != HT_LIST)
         return;
     for (size_t i = 0; i < x->len; i++)
@@ -1003,7 +485,7 @@ void heap_list_prefetch_elems(const heap_obj *l)
 void heap_list_clear(heap_obj *l)
 {
     EXPECT(l, HT_LIST);
-    h_list *x = (h_list *)l;
+    ho_list *x = (ho_list *)l;
     size_t n = x->len, cap = x->cap;
     heap_obj **items = x->items;
     /* Empty the list before dropping items, so code run by a dealloc sees
@@ -1019,16 +501,16 @@ void heap_list_clear(heap_obj *l)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  dict                                                                 */
+/* {  dict                                                                */
 /* ====================================================================== */
 
 static uint64_t key_hash(const heap_obj *k)
 {
     switch (k->type) {
     case HT_STR:
-        return ((const h_str *)k)->hash;
+        return ((const ho_str *)k)->hash;
     case HT_INT:
-        return hash_int(((const h_int *)k)->v);
+        return hash_int(((const ho_int *)k)->v);
     default:
         heap_panic("dict keys are str or int, not %s", heap_type_name((heap_type)k->type));
     }
@@ -1051,8 +533,8 @@ static bool key_matches(const heap_obj *k, const probe *p)
     if (k->type != p->type)
         return false;
     if (p->type == HT_INT)
-        return ((const h_int *)k)->v == p->i;
-    const h_str *s = (const h_str *)k;
+        return ((const ho_int *)k)->v == p->i;
+    const ho_str *s = (const ho_str *)k;
     return s->len == p->len && memcmp(s->data, p->s, p->len) == 0;
 }
 
@@ -1060,17 +542,17 @@ static probe probe_of(const heap_obj *k)
 {
     probe p = {.hash = key_hash(k), .obj = k, .type = k->type};
     if (k->type == HT_INT)
-        p.i = ((const h_int *)k)->v;
+        p.i = ((const ho_int *)k)->v;
     else {
-        p.s = ((const h_str *)k)->data;
-        p.len = ((const h_str *)k)->len;
+        p.s = ((const ho_str *)k)->data;
+        p.len = ((const ho_str *)k)->len;
     }
     return p;
 }
 
 /* Returns the index slot holding the key, or -1.  *free_slot (if given)
  * gets the first empty slot met (where an insertion goes). */
-static int64_t dict_find(const h_dict *d, const probe *p, size_t *free_slot)
+static int64_t dict_find(const ho_dict *d, const probe *p, size_t *free_slot)
 {
     if (!d->log2size) {
         if (free_slot)
@@ -1101,7 +583,7 @@ static int64_t dict_find(const h_dict *d, const probe *p, size_t *free_slot)
 
 /* Rebuilds the table with room for at least `need` live entries, dropping
  * deleted ones. */
-static void dict_resize(h_dict *d, uint32_t need)
+static void dict_resize(ho_dict *d, uint32_t need)
 {
     uint32_t log2 = 3;
     while (((1u << log2) * 2) / 3 < need)
@@ -1137,7 +619,7 @@ static void dict_resize(h_dict *d, uint32_t need)
 
 heap_obj *heap_dict_new(void)
 {
-    h_dict *d = (h_dict *)obj_alloc(HT_DICT, sizeof(h_dict));
+    ho_dict *d = (ho_dict *)obj_alloc(HT_DICT, sizeof(ho_dict));
     d->used = d->nentries = d->cap = d->log2size = d->mixed = 0;
     d->index = NULL;
     d->entries = NULL;
@@ -1148,13 +630,13 @@ heap_obj *heap_dict_new(void)
 size_t heap_dict_len(const heap_obj *d)
 {
     EXPECT(d, HT_DICT);
-    return ((const h_dict *)d)->used;
+    return ((const ho_dict *)d)->used;
 }
 
 void heap_dict_set_new(heap_obj *dobj, heap_obj *key, heap_obj *value)
 {
     EXPECT(dobj, HT_DICT);
-    h_dict *d = (h_dict *)dobj;
+    ho_dict *d = (ho_dict *)dobj;
     probe p = probe_of(key);
     size_t slot;
     int64_t at = dict_find(d, &p, &slot);
@@ -1193,7 +675,7 @@ void heap_dict_set_str_new(heap_obj *d, const char *key, heap_obj *value)
 static heap_obj *dict_lookup(const heap_obj *dobj, const probe *p)
 {
     EXPECT(dobj, HT_DICT);
-    const h_dict *d = (const h_dict *)dobj;
+    const ho_dict *d = (const ho_dict *)dobj;
     int64_t at = dict_find(d, p, NULL);
     return at >= 0 ? d->entries[d->index[at]].value : NULL;
 }
@@ -1222,7 +704,7 @@ heap_obj *heap_dict_get_int(const heap_obj *d, int64_t key)
 void heap_dict_get_int_many(const heap_obj *dobj, const int64_t *keys, size_t n, heap_obj **out)
 {
     EXPECT(dobj, HT_DICT);
-    const h_dict *d = (const h_dict *)dobj;
+    const ho_dict *d = (const ho_dict *)dobj;
     if (!d->log2size) {
         for (size_t j = 0; j < n; j++)
             out[j] = NULL;
@@ -1258,13 +740,13 @@ void heap_dicts_get_str_many(heap_obj *const *dicts, size_t n, const char *key, 
         size_t m = n - base < BATCH ? n - base : BATCH;
         heap_obj *const *ds = dicts + base;
         for (size_t j = 0; j < m; j++) { /* pass 1: the index slot */
-            const h_dict *d = (const h_dict *)ds[j];
+            const ho_dict *d = (const ho_dict *)ds[j];
             EXPECT(ds[j], HT_DICT);
             if (d->log2size)
                 __builtin_prefetch(&d->index[p.hash & (((size_t)1 << d->log2size) - 1)]);
         }
         for (size_t j = 0; j < m; j++) { /* pass 2: its entry */
-            const h_dict *d = (const h_dict *)ds[j];
+            const ho_dict *d = (const ho_dict *)ds[j];
             if (d->log2size) {
                 int32_t ix = d->index[p.hash & (((size_t)1 << d->log2size) - 1)];
                 if (ix >= 0)
@@ -1283,7 +765,7 @@ void heap_dicts_get_str_many(heap_obj *const *dicts, size_t n, const char *key, 
 bool heap_dict_del(heap_obj *dobj, const heap_obj *key)
 {
     EXPECT(dobj, HT_DICT);
-    h_dict *d = (h_dict *)dobj;
+    ho_dict *d = (ho_dict *)dobj;
     probe p = probe_of(key);
     int64_t at = dict_find(d, &p, NULL);
     if (at < 0)
@@ -1301,7 +783,7 @@ bool heap_dict_del(heap_obj *dobj, const heap_obj *key)
 bool heap_dict_next(const heap_obj *dobj, size_t *pos, heap_obj **key, heap_obj **value)
 {
     EXPECT(dobj, HT_DICT);
-    const h_dict *d = (const h_dict *)dobj;
+    const ho_dict *d = (const ho_dict *)dobj;
     while (*pos < d->nentries) {
         const dict_entry *e = &d->entries[(*pos)++];
         if (e->key) {
@@ -1318,7 +800,7 @@ bool heap_dict_next(const heap_obj *dobj, size_t *pos, heap_obj **key, heap_obj 
 void heap_dict_clear(heap_obj *dobj)
 {
     EXPECT(dobj, HT_DICT);
-    h_dict *d = (h_dict *)dobj;
+    ho_dict *d = (ho_dict *)dobj;
     if (!d->log2size)
         return;
     int32_t *index = d->index;
@@ -1340,17 +822,17 @@ void heap_dict_clear(heap_obj *dobj)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  array and table                                                      */
+/* {  array and table                                                     */
 /* ====================================================================== */
 
 static heap_obj *array_new(heap_dtype dtype, size_t len, bool zero)
 {
     if (len > SIZE_MAX / 16)
         heap_panic("array of %zu elements", len);
-    h_array *a = (h_array *)obj_alloc(HT_ARRAY, sizeof(h_array));
+    ho_array *a = (ho_array *)obj_alloc(HT_ARRAY, sizeof(ho_array));
     a->dtype = dtype;
     a->len = len;
-    a->data = len ? block_alloc(KIND_RAW, len * 8, zero) : NULL;
+    a->data = len ? heap__block_alloc(KIND_RAW, len * 8, zero) : NULL;
     return &a->h;
 }
 
@@ -1360,26 +842,26 @@ heap_obj *heap_array_new_uninit(heap_dtype dtype, size_t len) { return array_new
 heap_dtype heap_array_dtype(const heap_obj *a)
 {
     EXPECT(a, HT_ARRAY);
-    return (heap_dtype)((const h_array *)a)->dtype;
+    return (heap_dtype)((const ho_array *)a)->dtype;
 }
 
 size_t heap_array_len(const heap_obj *a)
 {
     EXPECT(a, HT_ARRAY);
-    return ((const h_array *)a)->len;
+    return ((const ho_array *)a)->len;
 }
 
 double *heap_array_f64(heap_obj *a)
 {
     EXPECT(a, HT_ARRAY);
-    h_array *x = (h_array *)a;
+    ho_array *x = (ho_array *)a;
     return x->dtype == HD_F64 ? x->data : NULL;
 }
 
 int64_t *heap_array_i64(heap_obj *a)
 {
     EXPECT(a, HT_ARRAY);
-    h_array *x = (h_array *)a;
+    ho_array *x = (ho_array *)a;
     return x->dtype == HD_I64 ? x->data : NULL;
 }
 
@@ -1388,7 +870,7 @@ heap_obj *heap_table_new(size_t nrows)
     /* The two lists first: the table is tracked only once complete. */
     heap_obj *names = heap_list_new(0);
     heap_obj *cols = heap_list_new(0);
-    h_table *t = (h_table *)obj_alloc(HT_TABLE, sizeof(h_table));
+    ho_table *t = (ho_table *)obj_alloc(HT_TABLE, sizeof(ho_table));
     t->nrows = nrows;
     t->names = names;
     t->cols = cols;
@@ -1399,13 +881,13 @@ heap_obj *heap_table_new(size_t nrows)
 size_t heap_table_nrows(const heap_obj *t)
 {
     EXPECT(t, HT_TABLE);
-    return ((const h_table *)t)->nrows;
+    return ((const ho_table *)t)->nrows;
 }
 
 size_t heap_table_ncols(const heap_obj *t)
 {
     EXPECT(t, HT_TABLE);
-    const h_table *x = (const h_table *)t;
+    const ho_table *x = (const ho_table *)t;
     return x->names ? heap_list_len(x->names) : 0;
 }
 
@@ -1425,7 +907,7 @@ void heap_table_add_column(heap_obj *t, heap_obj *name, heap_obj *column)
 {
     EXPECT(t, HT_TABLE);
     EXPECT(name, HT_STR);
-    h_table *x = (h_table *)t;
+    ho_table *x = (ho_table *)t;
     if (!x->names)
         heap_panic("table was cleared");
     if (column_len(column) != x->nrows)
@@ -1437,7 +919,7 @@ void heap_table_add_column(heap_obj *t, heap_obj *name, heap_obj *column)
 heap_obj *heap_table_column(const heap_obj *t, const char *name)
 {
     size_t n = heap_table_ncols(t), len = strlen(name);
-    const h_table *x = (const h_table *)t;
+    const ho_table *x = (const ho_table *)t;
     for (size_t i = 0; i < n; i++)
         if (heap_str_eq(heap_list_get(x->names, i), name, len))
             return heap_list_get(x->cols, i);
@@ -1447,19 +929,19 @@ heap_obj *heap_table_column(const heap_obj *t, const char *name)
 heap_obj *heap_table_column_at(const heap_obj *t, size_t i)
 {
     EXPECT(t, HT_TABLE);
-    return heap_list_get(((const h_table *)t)->cols, i);
+    return heap_list_get(((const ho_table *)t)->cols, i);
 }
 
 heap_obj *heap_table_name_at(const heap_obj *t, size_t i)
 {
     EXPECT(t, HT_TABLE);
-    return heap_list_get(((const h_table *)t)->names, i);
+    return heap_list_get(((const ho_table *)t)->names, i);
 }
 
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Traversal, clearing and walking                                      */
+/* {  Traversal, clearing and walking                                     */
 /* ====================================================================== */
 
 int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg)
@@ -1467,14 +949,14 @@ int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg)
     int r;
     switch ((heap_type)o->type) {
     case HT_LIST: {
-        h_list *l = (h_list *)o;
+        ho_list *l = (ho_list *)o;
         for (size_t i = 0; i < l->len; i++)
             if ((r = visit(l->items[i], arg)))
                 return r;
         return 0;
     }
     case HT_DICT: {
-        h_dict *d = (h_dict *)o;
+        ho_dict *d = (ho_dict *)o;
         for (uint32_t i = 0; i < d->nentries; i++) {
             dict_entry *e = &d->entries[i];
             if (!e->key)
@@ -1485,7 +967,7 @@ int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg)
         return 0;
     }
     case HT_TABLE: {
-        h_table *t = (h_table *)o;
+        ho_table *t = (ho_table *)o;
         if (t->names && (r = visit(t->names, arg)))
             return r;
         if (t->cols && (r = visit(t->cols, arg)))
@@ -1495,14 +977,6 @@ int heap_traverse(heap_obj *o, heap_visit_fn visit, void *arg)
     default:
         return 0;
     }
-}
-
-bool heap__inherited(const heap_obj *o)
-{
-    const void *b = heap__is_container(o->type) ? (const void *)GC_LINK(o) : (const void *)o;
-    if (o->flags & HF_LARGE)
-        return ((const large_hdr *)b - 1)->node->epoch != H.epoch;
-    return H.arenas[pool_of(b)->arena].epoch != H.epoch;
 }
 
 void heap__clear(heap_obj *o)
@@ -1515,7 +989,7 @@ void heap__clear(heap_obj *o)
         heap_dict_clear(o);
         break;
     case HT_TABLE: {
-        h_table *t = (h_table *)o;
+        ho_table *t = (ho_table *)o;
         heap_obj *names = t->names, *cols = t->cols;
         t->names = t->cols = NULL;
         heap_xdecref(names);
@@ -1526,97 +1000,5 @@ void heap__clear(heap_obj *o)
         break;
     }
 }
-
-/* Visits the live objects of one pool: blocks below nextoffset that are
- * not on the free list and whose count is not zero (a block freed in an
- * inherited pool keeps its place with rc 0). */
-static void walk_pool(pool *p, heap_walk_fn fn, void *arg)
-{
-    size_t bs = class_size(p->sclass);
-    size_t nblocks = (p->nextoffset - POOL_HDR) / bs;
-    uint8_t isfree[HEAP_POOL_SIZE / HEAP_ALIGN / 8] = {0};
-    for (char *f = p->freeblock; f; f = freelink(f)) {
-        size_t i = (size_t)(f - ((char *)p + POOL_HDR)) / bs;
-        isfree[i / 8] |= (uint8_t)(1u << (i % 8));
-    }
-    for (size_t i = 0; i < nblocks; i++) {
-        if (isfree[i / 8] & (1u << (i % 8)))
-            continue;
-        char *b = (char *)p + POOL_HDR + i * bs;
-        heap_obj *o = (heap_obj *)(b + (p->kind == KIND_GC ? sizeof(gc_link) : 0));
-        if (o->rc != 0)
-            fn(o, arg);
-    }
-}
-
-void heap_walk(heap_walk_fn fn, void *arg)
-{
-    for (uint32_t ai = 0; ai < H.narenas; ai++) {
-        arena *a = &H.arenas[ai];
-        if (!a->base)
-            continue;
-        for (uint32_t pi = 0; pi < a->ncarved; pi++) {
-            pool *p = (pool *)(a->base + (uintptr_t)pi * HEAP_POOL_SIZE);
-            if (p->nused && p->kind != KIND_RAW)
-                walk_pool(p, fn, arg);
-        }
-    }
-    for (large_node *n = H.large; n; n = n->next) {
-        if (n->kind == KIND_RAW)
-            continue;
-        char *b = (char *)(n->base + sizeof(large_hdr));
-        heap_obj *o = (heap_obj *)(b + (n->kind == KIND_GC ? sizeof(gc_link) : 0));
-        if (o->rc != 0)
-            fn(o, arg);
-    }
-}
-
-/* }====================================================================== */
-
-/* ====================================================================== */
-/* {  Regions and figures                                                  */
-/* ====================================================================== */
-
-static size_t regions(heap_region *out, size_t max, bool inherited_only)
-{
-    size_t n = 0;
-    for (uint32_t ai = 0; ai < H.narenas; ai++) {
-        arena *a = &H.arenas[ai];
-        if (!a->base || (inherited_only && a->epoch == H.epoch))
-            continue;
-        if (n < max)
-            out[n] = (heap_region){a->base, a->base + HEAP_ARENA_SIZE};
-        n++;
-    }
-    for (large_node *l = H.large; l; l = l->next) {
-        if (inherited_only && l->epoch == H.epoch)
-            continue;
-        if (n < max)
-            out[n] = (heap_region){l->base, l->base + l->map_size};
-        n++;
-    }
-    return n;
-}
-
-size_t heap_inherited_regions(heap_region *out, size_t max) { return regions(out, max, true); }
-size_t heap_all_regions(heap_region *out, size_t max) { return regions(out, max, false); }
-
-void heap_get_stats(heap_stats *out)
-{
-    *out = H.stats;
-    out->epoch = H.epoch;
-    out->inherited_arenas = 0;
-    out->inherited_large_maps = 0;
-    for (uint32_t ai = 0; ai < H.narenas; ai++)
-        if (H.arenas[ai].base && H.arenas[ai].epoch != H.epoch)
-            out->inherited_arenas++;
-    for (large_node *l = H.large; l; l = l->next)
-        if (l->epoch != H.epoch)
-            out->inherited_large_maps++;
-}
-
-void heap_reset_peak(void) { H.stats.peak_bytes = H.stats.live_bytes; }
-uint64_t heap_live_bytes(void) { return H.stats.live_bytes; }
-uint64_t heap_peak_bytes(void) { return H.stats.peak_bytes; }
 
 /* }====================================================================== */

@@ -29,7 +29,7 @@
  * it (they heap_incref what they keep) or, where the name ends in _new, steal
  * the caller's reference, as jansson does.
  *
- * Errors.  Allocation failure aborts with a message (heap_oom); there is no
+ * Errors.  Allocation failure aborts with a message (heap_panic); there is no
  * NULL-returning object constructor.  Misuse of the API (a wrong type where
  * a list is required) is a bug and panics; bad user input is checked by the
  * callers before it reaches here.

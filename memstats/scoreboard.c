@@ -6,7 +6,9 @@
 #define _GNU_SOURCE
 #endif
 
-#include "scoreboard.h"
+#include "memstats/scoreboard.h"
+
+#include "base/clock.h"
 
 #include <sched.h>
 #include <stddef.h>
@@ -85,14 +87,6 @@ int ms_hist_bucket(double seconds)
         if (seconds <= ms_hist_bounds[i])
             return i;
     return MS_HIST_BUCKETS - 1;
-}
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void cpu_relax(void)
@@ -264,7 +258,7 @@ int ms_sb_claim(ms_scoreboard *sb, int slot, int generation)
         e->slot = slot;
         e->generation = generation;
         e->status = MS_STARTING;
-        e->started_ms = monotonic_ms();
+        e->started_ms = base_now_ms();
         ms_sb_write_end(&e->seq);
         return i;
     }

@@ -22,6 +22,11 @@
  * bracket its dead writer left open) or with ms_sb_set_pid /
  * ms_sb_set_status, which are safe while the worker writes and must never
  * be replaced by a bracket of the master's own.
+ *
+ * Time.  Every timestamp here (at_ms, started_ms, the master's restart
+ * times) is base_now_ms() of the process that wrote it: one system-wide
+ * monotonic clock (base/clock.h), so a reader may subtract another
+ * process's timestamp from its own now.
  */
 #ifndef COWDAG_SCOREBOARD_H
 #define COWDAG_SCOREBOARD_H
@@ -53,7 +58,7 @@ const char *ms_status_name(ms_status s); /* "free", "starting", "ready", "draini
 typedef struct ms_sample {
     ms_rollup rollup;
     ms_pages state;
-    uint64_t at_ms;   /* CLOCK_MONOTONIC ms when taken; 0: none yet */
+    uint64_t at_ms;   /* base_now_ms() when taken (base/clock.h: one clock for every process); 0: none yet */
     uint64_t cost_us; /* how long taking it took */
 } ms_sample;
 
@@ -75,7 +80,7 @@ typedef struct ms_entry {
     int32_t generation;
     int32_t pid;
     int32_t status;        /* ms_status */
-    uint64_t started_ms;   /* CLOCK_MONOTONIC */
+    uint64_t started_ms;   /* base_now_ms() (base/clock.h) */
     /* written by the worker */
     uint64_t requests;
     uint64_t errors;            /* status >= 400 */

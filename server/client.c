@@ -11,7 +11,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "load/config.h"
+#include "server/serve.h"
 
 int srv_http_get(const char *url, const char *path, int *status, char **body, char *err, size_t errlen)
 {
@@ -30,7 +31,7 @@ int srv_http_get(const char *url, const char *path, int *status, char **body, ch
         path = slash;
     char *host;
     int port;
-    if (srv_parse_listen(hostport, &host, &port) != SRV_OK) {
+    if (ld_parse_listen(hostport, &host, &port) != LD_OK) {
         snprintf(err, errlen, "'%s' is not http://HOST:PORT[/PATH]", url);
         return SRV_ERR;
     }

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
+
+#include "base/clock.h"
 
 typedef enum { C_HEADER, C_BUSY, C_IDLE, C_CLOSING } conn_state;
 
@@ -38,13 +39,6 @@ struct srv_conns {
     size_t open, busy;
     srv_conns_closed closed;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- lists ------------------------------------------------------------- */
 
@@ -181,7 +175,7 @@ void srv_conns_notify(void *cls, struct MHD_Connection *mc, void **socket_contex
         c->mhd = mc;
         c->fd = ci->connect_fd;
         c->state = C_HEADER;
-        c->since_ms = now_ms();
+        c->since_ms = base_now_ms();
         append(&t->header, c);
         t->open++;
         *socket_context = c;
@@ -214,7 +208,7 @@ void *srv_conns_request_line(void *cls, const char *uri, struct MHD_Connection *
     if (c && c->state == C_IDLE) { /* a kept-alive connection: its header's time starts now */
         unlink_conn(&t->idle, c);
         c->state = C_HEADER;
-        c->since_ms = now_ms();
+        c->since_ms = base_now_ms();
         append(&t->header, c);
     }
     return NULL;
@@ -234,7 +228,7 @@ void srv_conns_end(void *cls, struct MHD_Connection *mc)
     conn *c = conn_of(mc);
     if (!c || c->state == C_CLOSING)
         return;
-    c->since_ms = now_ms();
+    c->since_ms = base_now_ms();
     c->rx_at_idle = received(c->fd);
     move(cls, c, C_IDLE);
 }

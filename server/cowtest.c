@@ -10,15 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "load/state.h"
 #include "memstats/memstats.h"
-#include "server/state.h"
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -86,9 +83,7 @@ static void page_add(page_set *s, uint64_t page)
         return;
     if (s->len == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 4096;
-        s->pages = realloc(s->pages, s->cap * sizeof(uint64_t));
-        if (!s->pages)
-            heap_panic("out of memory");
+        s->pages = base_realloc(s->pages, s->cap * sizeof(uint64_t));
     }
     s->pages[s->len++] = page;
 }
@@ -147,10 +142,8 @@ static _Noreturn void child_run(const srv_cow_options *opt, heap_obj *store, uin
     double t2 = now_ms();
 
     size_t nreg = heap_inherited_regions(NULL, 0);
-    heap_region *reg = calloc(nreg ? nreg : 1, sizeof *reg);
-    ms_range *ranges = calloc(nreg ? nreg : 1, sizeof *ranges);
-    if (!reg || !ranges)
-        heap_panic("out of memory");
+    heap_region *reg = base_calloc(nreg, sizeof *reg);
+    ms_range *ranges = base_calloc(nreg, sizeof *ranges);
     heap_inherited_regions(reg, nreg);
     for (size_t i = 0; i < nreg; i++)
         ranges[i] = (ms_range){reg[i].start, reg[i].end};
@@ -202,13 +195,11 @@ int srv_cowtest(const srv_cow_options *opt, FILE *out)
     (void)ms_zero_pfn(); /* cache it before forking */
     /* As a master does: load with automatic collection off (loading makes
      * no garbage worth finding), then settle once in the chosen mode. */
-    gc_config loading = opt->gc;
-    loading.mode = GC_DISABLE;
-    loading.immortal = false;
-    gc_configure(&loading);
-    double t0 = now_ms();
-    heap_obj *store = srv_state_generate_records(opt->records, opt->seed);
     gc_configure(&opt->gc);
+    gc_pause(); /* building makes no garbage: collect once, when settling */
+    double t0 = now_ms();
+    heap_obj *store = ld_state_generate_records(opt->records, opt->seed);
+    gc_resume();
     gc_settle();
     double build_ms = now_ms() - t0;
     uint64_t tracked_pages = count_tracked_pages();

@@ -23,7 +23,7 @@ typedef struct srv_cow_options {
 int srv_cowtest(const srv_cow_options *opt, FILE *out);
 
 /* K random look-ups over a store of n records made by
- * srv_state_generate_records, taking and dropping references as an
+ * ld_state_generate_records, taking and dropping references as an
  * interpreter does: hold the record, its spend list and each float while
  * reading them, build a small result dict and drop it.  Returns a checksum
  * of what was computed, so the work cannot be optimised away. */

@@ -1,5 +1,6 @@
 /* main.c: the cowdag command line: one function per command, dispatched on
- * argv[1].  The commands and their flags are in README.md and the spec. */
+ * argv[1].  The commands and their flags are in README.md, one section each
+ * ("Serving", "Running DAGs", "Watching sharing", "The experiment"). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,13 +11,15 @@
 #include <jansson.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
+#include "base/clock.h"
 #include "dag/dag.h"
 #include "heap/gc.h"
-#include "server/config.h"
+#include "load/config.h"
+#include "load/world.h"
 #include "server/client.h"
 #include "server/cowtest.h"
 #include "server/serve.h"
-#include "server/world.h"
 
 #define COWDAG_VERSION "0.1.0"
 
@@ -140,6 +143,7 @@ static int cmd_cowtest(int argc, char **argv)
         {"version", no_argument, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
     srv_cow_options o = {.seed = 42, .collect = -1, .gc = gc_default_config()};
     bool have_records = false;
+    char err[128];
     uint64_t v;
     int c;
     opterr = 0;
@@ -151,8 +155,8 @@ static int cmd_cowtest(int argc, char **argv)
             have_records = true;
             break;
         case O_GC:
-            if (gc_mode_parse(optarg, &o.gc.mode))
-                return fail("cowtest", "--gc wants tuned, disable or freeze, not '%s'", optarg);
+            if (ld_gc_mode_arg(optarg, &o.gc.mode, err, sizeof err) != LD_OK)
+                return fail("cowtest", "%s", err);
             break;
         case O_THRESH:
             if (parse_thresholds(optarg, o.gc.thresholds))
@@ -213,10 +217,10 @@ static int common_option(int c, const char *usage, const char **config)
     }
 }
 
-static int load_config(const char *cmd, const char *path, srv_config *cfg)
+static int load_config(const char *cmd, const char *path, ld_config *cfg)
 {
     char err[1024];
-    if (srv_config_load(path, cfg, err, sizeof err) != SRV_OK) {
+    if (ld_config_load(path, cfg, err, sizeof err) != LD_OK) {
         fprintf(stderr, "cowdag %s: %s\n", cmd, err);
         return 1;
     }
@@ -247,7 +251,13 @@ static int print_error_json(const dag_fail *f)
     return 1;
 }
 
-static int cmd_run(int argc, char **argv)
+/* What `cowdag run` was asked. */
+typedef struct run_cli {
+    const char *config, *dag, *inputs, *overrides, *outputs;
+} run_cli;
+
+/* Reads run's flags into *o; returns -1 to go on, or the exit code. */
+static int run_args(int argc, char **argv, run_cli *o)
 {
     enum { O_INPUTS = 1, O_OVERRIDES, O_OUTPUTS };
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -257,18 +267,18 @@ static int cmd_run(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
-    const char *config = DEFAULT_CONFIG, *inputs = NULL, *overrides = NULL, *outputs = NULL;
+    *o = (run_cli){.config = DEFAULT_CONFIG};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         if (c == O_INPUTS)
-            inputs = optarg;
+            o->inputs = optarg;
         else if (c == O_OVERRIDES)
-            overrides = optarg;
+            o->overrides = optarg;
         else if (c == O_OUTPUTS)
-            outputs = optarg;
+            o->outputs = optarg;
         else {
-            int rc = common_option(c, usage_run, &config);
+            int rc = common_option(c, usage_run, &o->config);
             if (rc == -2)
                 return fail("run", "unknown or incomplete option '%s'", argv[optind - 1]);
             if (rc >= 0)
@@ -277,102 +287,131 @@ static int cmd_run(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return fail("run", "%s", optind < argc ? "one DAG name, please" : "which DAG? (cowdag run DAG)");
-    const char *dag_name = argv[optind];
+    o->dag = argv[optind];
+    return -1;
+}
 
-    /* The request, as the HTTP route would receive it. */
-    dag_fail f = {0};
+/* --outputs A,B as a JSON list; NULL with f filled (bad_json) if a name is
+ * not UTF-8, which no node is called. */
+static json_t *outputs_list(const char *outputs, dag_fail *f)
+{
+    json_t *list = json_array();
+    char *copy = base_strdup(outputs), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        json_t *name = json_string(tok);
+        if (!name) {
+            f->code = "bad_json";
+            snprintf(f->message, sizeof f->message, "--outputs: a name is not valid UTF-8");
+            json_decref(list);
+            list = NULL;
+            break;
+        }
+        json_array_append_new(list, name);
+    }
+    free(copy);
+    return list;
+}
+
+/* The request, as the HTTP route would receive it: {"inputs", "overrides",
+ * "outputs"} from the flags.  A new reference, or NULL with f filled. */
+static json_t *run_request(const run_cli *o, dag_fail *f)
+{
     json_t *req = json_object();
     const char *what[] = {"inputs", "overrides"};
-    const char *text[] = {inputs, overrides};
+    const char *text[] = {o->inputs, o->overrides};
     for (int i = 0; i < 2; i++) {
         if (!text[i])
             continue;
         json_error_t jerr;
         json_t *v = json_arg(text[i], &jerr);
         if (!v) {
-            f.code = "bad_json";
+            f->code = "bad_json";
             if (jerr.line > 0)
-                snprintf(f.message, sizeof f.message, "--%s: %s (line %d, column %d)", what[i], jerr.text,
+                snprintf(f->message, sizeof f->message, "--%s: %s (line %d, column %d)", what[i], jerr.text,
                          jerr.line, jerr.column);
             else /* not a parse error: the file could not be read */
-                snprintf(f.message, sizeof f.message, "--%s: %s", what[i], jerr.text);
+                snprintf(f->message, sizeof f->message, "--%s: %s", what[i], jerr.text);
             json_decref(req);
-            return print_error_json(&f);
+            return NULL;
         }
         json_object_set_new(req, what[i], v);
     }
-    if (outputs) {
-        json_t *list = json_array();
-        char *copy = strdup(outputs), *save = NULL;
-        if (!copy)
-            heap_panic("out of memory");
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            json_t *name = json_string(tok);
-            if (!name) { /* not UTF-8: no node is called that */
-                f.code = "bad_json";
-                snprintf(f.message, sizeof f.message, "--outputs: a name is not valid UTF-8");
-                free(copy);
-                json_decref(list);
-                json_decref(req);
-                return print_error_json(&f);
-            }
-            json_array_append_new(list, name);
+    if (o->outputs) {
+        json_t *list = outputs_list(o->outputs, f);
+        if (!list) {
+            json_decref(req);
+            return NULL;
         }
-        free(copy);
         json_object_set_new(req, "outputs", list);
     }
+    return req;
+}
 
-    srv_config cfg;
-    if (load_config("run", config, &cfg)) {
+/* Streams the route's response body to stdout (a 96 MiB array costs a
+ * 64 KiB buffer, not its text); the exit code. */
+static int run_print(const dag *d, const dag_result *res)
+{
+    dag_fail f = {0};
+    dag_writer out;
+    int rc = 0;
+    dag_writer_init_sink(&out, write_stdout, NULL);
+    if (dag_write_response(&out, d, res, 0, (long)getpid(), &f) != DAG_OK) {
+        rc = print_error_json(&f); /* nothing was written */
+    } else {
+        dag_write(&out, "\n", 1);
+        if (dag_writer_finish(&out) != DAG_OK || fflush(stdout) != 0) {
+            perror("cowdag run: stdout");
+            rc = 1;
+        }
+    }
+    dag_writer_free(&out);
+    return rc;
+}
+
+/* cowdag run: flags, the request, the world (only the state the DAG uses),
+ * one run under the route's limits, the response. */
+static int cmd_run(int argc, char **argv)
+{
+    run_cli o;
+    int rc = run_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    dag_fail f = {0};
+    json_t *req = run_request(&o, &f);
+    if (!req)
+        return print_error_json(&f);
+    ld_config cfg;
+    if (load_config("run", o.config, &cfg)) {
         json_decref(req);
         return 1;
     }
     heap_init(NULL);
     gc_configure(&cfg.gc);
-    srv_world w;
-    int loaded = srv_world_load(&cfg, dag_name, SRV_STATE_NEEDED, &w, stderr);
-    if (loaded != SRV_OK) {
+    ld_world w;
+    int loaded = ld_world_load(&cfg, o.dag, LD_STATE_NEEDED, &w, stderr);
+    if (loaded != LD_OK) {
         json_decref(req);
-        srv_config_free(&cfg);
-        if (loaded != SRV_NO_DAG)
+        ld_config_free(&cfg);
+        if (loaded != LD_NO_DAG)
             return 1;
         f.code = "unknown_dag"; /* as the route answers */
-        snprintf(f.message, sizeof f.message, "no DAG named '%.200s'", dag_name);
+        snprintf(f.message, sizeof f.message, "no DAG named '%.200s'", o.dag);
         return print_error_json(&f);
     }
     gc_settle(); /* as a master does before serving */
-    const dag *d = srv_world_dag(&w, dag_name);
-    /* The route's limits: the run budget, and timeout_ms from the start of
-     * the run (loading the state is not part of it). */
-    dag_run_opts ro = {.state = w.state, .max_bytes = cfg.max_run_bytes};
-    if (cfg.timeout_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ro.deadline_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)cfg.timeout_ms * 1000000u;
-    }
+    const dag *d = ld_world_dag(&w, o.dag);
+    /* The route's limits; timeout_ms from the start of the run (loading the
+     * state is not part of it). */
     dag_result res;
-    int rc = 0;
-    if (dag_run(d, req, &ro, &res, &f) != DAG_OK) {
+    if (ld_world_run(&w, &cfg, d, req, base_now_ns(), 0, &res, &f) != DAG_OK) {
         rc = print_error_json(&f);
     } else {
-        /* Streamed: a 96 MiB array costs a 64 KiB buffer, not its text. */
-        dag_writer out;
-        dag_writer_init_sink(&out, write_stdout, NULL);
-        if (dag_write_response(&out, d, &res, 0, (long)getpid(), &f) != DAG_OK) {
-            rc = print_error_json(&f); /* nothing was written */
-        } else {
-            dag_write(&out, "\n", 1);
-            if (dag_writer_finish(&out) != DAG_OK || fflush(stdout) != 0) {
-                perror("cowdag run: stdout");
-                rc = 1;
-            }
-        }
-        dag_writer_free(&out);
+        rc = run_print(d, &res);
         dag_result_free(&res);
     }
     json_decref(req);
-    srv_world_free(&w);
-    srv_config_free(&cfg);
+    ld_world_free(&w);
+    ld_config_free(&cfg);
     return rc;
 }
 
@@ -396,13 +435,13 @@ static int cmd_check(int argc, char **argv)
     }
     if (optind < argc)
         return fail("check", "unexpected argument '%s'", argv[optind]);
-    srv_config cfg;
+    ld_config cfg;
     if (load_config("check", config, &cfg))
         return 1;
     heap_init(NULL);
-    srv_world w;
-    if (srv_world_load(&cfg, NULL, SRV_STATE_ALL, &w, stderr) != SRV_OK) {
-        srv_config_free(&cfg);
+    ld_world w;
+    if (ld_world_load(&cfg, NULL, LD_STATE_ALL, &w, stderr) != LD_OK) {
+        ld_config_free(&cfg);
         return 1;
     }
     printf("config %s: ok (listen %s:%d, %d workers, gc %s)\n", cfg.path, cfg.listen_host, cfg.listen_port,
@@ -424,8 +463,8 @@ static int cmd_check(int argc, char **argv)
     heap_get_stats(&hs);
     printf("ok: %zu state entries (%.1f MiB in the heap), %zu DAGs\n", cfg.nstate, (double)hs.live_bytes / 1048576.0,
            w.ndags);
-    srv_world_free(&w);
-    srv_config_free(&cfg);
+    ld_world_free(&w);
+    ld_config_free(&cfg);
     return 0;
 }
 
@@ -442,7 +481,7 @@ static int cmd_serve(int argc, char **argv)
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *config = DEFAULT_CONFIG;
-    srv_overrides ov = {.workers = -1};
+    ld_overrides ov = {.workers = -1};
     uint64_t v;
     int c;
     opterr = 0;
@@ -452,7 +491,7 @@ static int cmd_serve(int argc, char **argv)
             ov.listen = optarg;
             break;
         case O_WORKERS:
-            if (parse_u64(optarg, &v) || v < 1 || v > 256)
+            if (parse_u64(optarg, &v) || v < 1 || v > LD_MAX_WORKERS)
                 return fail("serve", "--workers wants 1 to 256, not '%s'", optarg);
             ov.workers = (int)v;
             break;
@@ -478,16 +517,17 @@ static int cmd_serve(int argc, char **argv)
     }
     if (optind < argc)
         return fail("serve", "unexpected argument '%s'", argv[optind]);
-    /* Check the flags against the file once before starting. */
-    srv_config cfg;
+    /* The file, then the flags over it: what the master serves (and what a
+     * SIGHUP reads and applies again). */
+    ld_config cfg;
     if (load_config("serve", config, &cfg))
         return 1;
     char err[512];
-    int bad = srv_apply_overrides(&cfg, &ov, err, sizeof err);
-    srv_config_free(&cfg);
-    if (bad)
+    if (ld_config_override(&cfg, &ov, err, sizeof err) != LD_OK) {
+        ld_config_free(&cfg);
         return fail("serve", "%s", err);
-    return srv_serve(config, &ov);
+    }
+    return srv_serve(&cfg);
 }
 
 static const char *const usage_stats =

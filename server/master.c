@@ -37,12 +37,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "heap/gc.h"
 #include "memstats/memstats.h"
 #include "memstats/scoreboard.h"
 #include "server/sampler.h"
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS LD_MAX_WORKERS
 #define MAX_RETIRING (MAX_WORKERS * 8)
 #define MAX_GENERATIONS 8
 
@@ -81,13 +82,6 @@ static void on_signal(int sig)
 
 static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU};
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void mlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* One write per line, so workers' lines never land inside it. */
@@ -108,48 +102,10 @@ static void mlog(const char *fmt, ...)
 /* }====================================================================== */
 
 /* ====================================================================== */
-/* {  Config flags and the listen socket                                   */
+/* {  The listen socket                                                    */
 /* ====================================================================== */
 
-int srv_apply_overrides(srv_config *cfg, const srv_overrides *ov, char *err, size_t errlen)
-{
-    if (ov->listen) {
-        char *host;
-        int port;
-        if (srv_parse_listen(ov->listen, &host, &port) != SRV_OK) {
-            snprintf(err, errlen, "--listen wants HOST:PORT, not '%s'", ov->listen);
-            return SRV_ERR;
-        }
-        free(cfg->listen_host);
-        cfg->listen_host = host;
-        cfg->listen_port = port;
-    }
-    if (ov->workers >= 0) {
-        if (ov->workers < 1 || ov->workers > MAX_WORKERS) {
-            snprintf(err, errlen, "--workers wants 1 to %d", MAX_WORKERS);
-            return SRV_ERR;
-        }
-        cfg->workers = ov->workers;
-    }
-    if (ov->gc_mode && gc_mode_parse(ov->gc_mode, &cfg->gc.mode) != HEAP_OK) {
-        snprintf(err, errlen, "--gc wants tuned, disable or freeze, not '%s'", ov->gc_mode);
-        return SRV_ERR;
-    }
-    if (ov->thresholds_set)
-        memcpy(cfg->gc.thresholds, ov->thresholds, sizeof cfg->gc.thresholds);
-    if (ov->immortal)
-        cfg->gc.immortal = true;
-    if (ov->gc_mode && cfg->gc.mode != GC_FREEZE && !ov->immortal)
-        cfg->gc.immortal = false; /* --gc tuned over a freeze+immortal file */
-    const char *why;
-    if (gc_config_check(&cfg->gc, &why) != HEAP_OK) {
-        snprintf(err, errlen, "%s", why);
-        return SRV_ERR;
-    }
-    return SRV_OK;
-}
-
-int srv_listen(const srv_config *cfg, char *err, size_t errlen)
+int srv_listen(const ld_config *cfg, char *err, size_t errlen)
 {
     const char *inherited = getenv("COWDAG_LISTEN_FD");
     if (inherited) {
@@ -238,14 +194,12 @@ typedef struct retiring {
 typedef struct generation {
     int id;
     uint32_t seal; /* heap_seal() number its memory carries */
-    srv_config cfg;
-    srv_world world;
+    ld_config cfg;
+    ld_world world;
     bool live;
 } generation;
 
 typedef struct master {
-    const char *config_path;
-    const srv_overrides *ov;
     int listen_fd;
     unsigned max_connections; /* a worker's, from the open-files limit */
     generation gens[MAX_GENERATIONS];
@@ -338,10 +292,10 @@ static void spawn(master *m, int i)
     int sbi = -1;
     pid_t pid = fork_worker(m, cur(m), i, NULL, &sbi);
     if (pid < 0) {
-        s->respawn_at = now_ms() + 1000;
+        s->respawn_at = base_now_ms() + 1000;
         return;
     }
-    *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = now_ms()};
+    *s = (slot){.pid = pid, .sb_index = sbi, .spawned = true, .generation = cur(m)->id, .started_ms = base_now_ms()};
 }
 
 /* A worker gives up on its own after graceful_timeout_ms (closing what is
@@ -356,7 +310,7 @@ static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
         sig = SIGKILL;
     } else {
         m->retiring[m->nretiring++] =
-            (retiring){pid, sb_index, generation, now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
+            (retiring){pid, sb_index, generation, base_now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS};
     }
     if (sig == SIGTERM) /* reported at once, even if the worker is busy with a long run */
         ms_sb_set_status(m->sb, sb_index, MS_DRAINING);
@@ -411,7 +365,7 @@ static void reap(master *m)
             if (s->sb_index >= 0)
                 ms_sb_release(m->sb, s->sb_index);
             s->sb_index = -1;
-            uint64_t now = now_ms();
+            uint64_t now = base_now_ms();
             if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_FATAL) {
                 s->disabled = true;
                 mlog("worker %d (pid %d) failed at start-up; not respawning it", i, (int)pid);
@@ -488,7 +442,7 @@ static void publish_master(master *m)
 {
     if (!m->sb)
         return;
-    const srv_config *c = &cur(m)->cfg;
+    const ld_config *c = &cur(m)->cfg;
     ms_master *x = &m->sb->master;
     ms_sb_write_begin(&x->seq);
     x->pid = (int32_t)getpid();
@@ -520,11 +474,12 @@ static void sample_master(master *m)
 /* {  Loading and reloading                                                */
 /* ====================================================================== */
 
-/* Loads config (unless one is given: taken), state and DAGs into a free
- * generation slot; -1 on error (logged).  The first generation loads into
+/* Loads state and DAGs into a free generation slot, with the config given
+ * (taken), or else the current one's file and flags read again; -1 on error
+ * (logged).  The first generation loads into
  * the heap as it is; a reload seals what is there first, so the new state
  * gets fresh memory. */
-static int load_generation(master *m, bool reload, srv_config *given)
+static int load_generation(master *m, bool reload, ld_config *given)
 {
     int k = 0;
     while (k < MAX_GENERATIONS && m->gens[k].live)
@@ -532,7 +487,7 @@ static int load_generation(master *m, bool reload, srv_config *given)
     if (k == MAX_GENERATIONS) {
         mlog("too many generations still retiring; try again later");
         if (given)
-            srv_config_free(given);
+            ld_config_free(given);
         return -1;
     }
     generation *g = &m->gens[k];
@@ -540,16 +495,15 @@ static int load_generation(master *m, bool reload, srv_config *given)
     char err[1024];
     if (given) {
         g->cfg = *given;
-        *given = (srv_config){0};
-    } else if (srv_config_load(m->config_path, &g->cfg, err, sizeof err) != SRV_OK ||
-               srv_apply_overrides(&g->cfg, m->ov, err, sizeof err) != SRV_OK) {
+        *given = (ld_config){0};
+    } else if (ld_config_reload(&cur(m)->cfg, &g->cfg, err, sizeof err) != LD_OK) {
         mlog("%s", err);
-        srv_config_free(&g->cfg);
+        ld_config_free(&g->cfg);
         return -1;
     }
     gc_configure(&g->cfg.gc);
-    if (srv_world_load(&g->cfg, NULL, SRV_STATE_ALL, &g->world, stderr) != SRV_OK) {
-        srv_config_free(&g->cfg);
+    if (ld_world_load(&g->cfg, NULL, LD_STATE_ALL, &g->world, stderr) != LD_OK) {
+        ld_config_free(&g->cfg);
         if (reload) /* the running generation's collector settings again */
             gc_configure(&cur(m)->cfg.gc);
         return -1;
@@ -569,13 +523,13 @@ static int load_generation(master *m, bool reload, srv_config *given)
  * returns how many did (a worker that died first closes its pipe unread). */
 static int wait_ready(master *m, int *fds, int n)
 {
-    uint64_t deadline = now_ms() + 10000;
+    uint64_t deadline = base_now_ms() + 10000;
     int ready = 0;
     for (int i = 0; i < n; i++) {
         if (fds[i] < 0)
             continue;
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
-        uint64_t now = now_ms();
+        uint64_t now = base_now_ms();
         char c;
         if (now < deadline && poll(&p, 1, (int)(deadline - now)) > 0 && read(fds[i], &c, 1) == 1)
             ready++;
@@ -590,15 +544,15 @@ static int wait_ready(master *m, int *fds, int n)
 static void drop_generation(generation *g, uint32_t from, uint32_t before)
 {
     gc_mortalize_sealed(from, before);
-    srv_world_free(&g->world);
-    srv_config_free(&g->cfg);
+    ld_world_free(&g->world);
+    ld_config_free(&g->cfg);
     g->live = false;
     gc_collect(GC_GENERATIONS - 1);
 }
 
 static void reload(master *m)
 {
-    mlog("reloading %s", m->config_path);
+    mlog("reloading %s", cur(m)->cfg.path);
     int k = load_generation(m, true, NULL);
     if (k < 0) {
         mlog("reload failed; generation %d goes on serving", cur(m)->id);
@@ -639,7 +593,7 @@ static void reload(master *m)
     m->nslots = n;
     for (int i = 0; i < n; i++)
         if (pids[i] > 0)
-            m->slots[i] = (slot){.pid = pids[i], .sb_index = sbs[i], .generation = g->id, .started_ms = now_ms(),
+            m->slots[i] = (slot){.pid = pids[i], .sb_index = sbs[i], .generation = g->id, .started_ms = base_now_ms(),
                                  .spawned = true};
     publish_master(m);
     mlog("generation %d serving; generation %d retiring (%d workers)", g->id, old_gen, nold);
@@ -658,8 +612,8 @@ static int finish(master *m, int status)
     for (int k = 0; k < MAX_GENERATIONS; k++) {
         if (!m->gens[k].live)
             continue;
-        srv_world_free(&m->gens[k].world);
-        srv_config_free(&m->gens[k].cfg);
+        ld_world_free(&m->gens[k].world);
+        ld_config_free(&m->gens[k].cfg);
         m->gens[k].live = false;
     }
     if (m->listen_fd >= 0)
@@ -703,7 +657,7 @@ static void begin_stop(master *m)
     if (m->stopping)
         return;
     m->stopping = true;
-    m->stop_deadline = now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
+    m->stop_deadline = base_now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
     close(m->listen_fd);
     m->listen_fd = -1;
     /* SIGINT, not the SIGTERM of a retirement: the workers take what the
@@ -762,21 +716,17 @@ static void scale(master *m)
     }
 }
 
-int srv_serve(const char *config_path, const srv_overrides *ov)
+/* Signals blocked from here on; *waiting is the mask to wait with, which
+ * lets them in. */
+static void block_signals(sigset_t *waiting)
 {
-    master m = {.config_path = config_path, .ov = ov, .listen_fd = -1, .next_id = 1};
-    heap_init(NULL);
-    (void)ms_zero_pfn(); /* cached before forking */
-    srandom((unsigned)getpid() ^ (unsigned)now_ms());
-
-    /* Signals blocked from here on, except while waiting. */
-    sigset_t blocked, waiting;
+    sigset_t blocked;
     sigemptyset(&blocked);
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
         sigaddset(&blocked, master_signals[i]);
-    sigprocmask(SIG_BLOCK, &blocked, &waiting);
+    sigprocmask(SIG_BLOCK, &blocked, waiting);
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
-        sigdelset(&waiting, master_signals[i]);
+        sigdelset(waiting, master_signals[i]);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -785,129 +735,180 @@ int srv_serve(const char *config_path, const srv_overrides *ov)
     for (size_t i = 0; i < sizeof master_signals / sizeof *master_signals; i++)
         sigaction(master_signals[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    /* The socket first: an address in use is known before the state loads. */
-    srv_config cfg;
+/* The socket first (an address in use is known before the state loads),
+ * then the first generation, the slots and the scoreboard.  False when the
+ * master cannot serve (logged). */
+static bool start(master *m, ld_config *cfg)
+{
     char err[1024];
-    if (srv_config_load(config_path, &cfg, err, sizeof err) != SRV_OK ||
-        srv_apply_overrides(&cfg, ov, err, sizeof err) != SRV_OK) {
+    m->listen_fd = srv_listen(cfg, err, sizeof err);
+    if (m->listen_fd < 0) {
         mlog("%s", err);
-        srv_config_free(&cfg);
-        return finish(&m, 1);
+        ld_config_free(cfg);
+        return false;
     }
-    m.listen_fd = srv_listen(&cfg, err, sizeof err);
-    if (m.listen_fd < 0) {
-        mlog("%s", err);
-        srv_config_free(&cfg);
-        return finish(&m, 1);
-    }
-    int k = load_generation(&m, false, &cfg);
+    int k = load_generation(m, false, cfg);
     if (k < 0)
-        return finish(&m, 1);
-    m.current = k;
+        return false;
+    m->current = k;
     char where[80];
-    describe_socket(m.listen_fd, where, sizeof where);
-    mlog("listening on http://%s with %d workers", where, cur(&m)->cfg.workers);
-    raise_open_files(&m);
+    describe_socket(m->listen_fd, where, sizeof where);
+    mlog("listening on http://%s with %d workers", where, cur(m)->cfg.workers);
+    raise_open_files(m);
 
-    m.nslots = cur(&m)->cfg.workers;
+    m->nslots = cur(m)->cfg.workers;
     for (int i = 0; i < MAX_WORKERS; i++)
-        m.slots[i].sb_index = -1;
-    m.sb = ms_sb_create();
-    if (!m.sb)
+        m->slots[i].sb_index = -1;
+    m->sb = ms_sb_create();
+    if (!m->sb)
         mlog("cannot map the scoreboard: /stats and /metrics will answer 503");
     for (int i = 0; i < MS_SB_SLOTS; i++) /* no worker yet: nobody defers to these */
-        ms_sb_set_conns(m.sb, i, MS_SLOT_UNAVAILABLE);
-    publish_master(&m);
-    sample_master(&m);
+        ms_sb_set_conns(m->sb, i, MS_SLOT_UNAVAILABLE);
+    publish_master(m);
+    sample_master(m);
+    return true;
+}
+
+/* A worker that stopped accepting by itself (max_requests) is recycling:
+ * it finishes as a retiring worker, with a deadline, and its slot is
+ * refilled now rather than when it exits. */
+static void replace_recycling(master *m, uint64_t now)
+{
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        if (s->pid && ms_sb_status(m->sb, s->sb_index) == MS_DRAINING) {
+            mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
+            retire(m, s->pid, s->sb_index, s->generation, 0);
+            *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
+        }
+    }
+}
+
+/* Starts every empty slot whose time has come; lowers *wake to the next
+ * one due.  False when every slot failed at start-up: nothing can serve. */
+static bool spawn_due(master *m, uint64_t now, uint64_t *wake)
+{
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        if (s->pid || s->disabled)
+            continue;
+        if (s->respawn_at <= now)
+            spawn(m, i);
+        else if (s->respawn_at < *wake)
+            *wake = s->respawn_at;
+    }
+    for (int i = 0; i < m->nslots; i++)
+        if (!m->slots[i].disabled)
+            return true;
+    return false;
+}
+
+/* SIGKILL for retiring workers past their deadline; lowers *wake to the
+ * next deadline. */
+static void kill_overdue(master *m, uint64_t now, uint64_t *wake)
+{
+    for (int r = 0; r < m->nretiring; r++) {
+        if (m->retiring[r].kill_at <= now) {
+            mlog("retiring worker %d did not finish in time: SIGKILL", (int)m->retiring[r].pid);
+            kill(m->retiring[r].pid, SIGKILL);
+            m->retiring[r].kill_at = now + 60000;
+        } else if (m->retiring[r].kill_at < *wake) {
+            *wake = m->retiring[r].kill_at;
+        }
+    }
+}
+
+/* The master's own memory sample, every stats_interval_ms; lowers *wake to
+ * the next one. */
+static void sample_due(master *m, uint64_t now, uint64_t *wake)
+{
+    if (now >= m->next_sample) {
+        sample_master(m);
+        m->next_sample = now + (uint64_t)cur(m)->cfg.stats_interval_ms;
+    }
+    if (m->next_sample < *wake)
+        *wake = m->next_sample;
+}
+
+/* Sleeps until `wake` or a signal: the one place signals arrive. */
+static void wait_signals(uint64_t now, uint64_t wake, const sigset_t *waiting)
+{
+    uint64_t wait = wake > now ? wake - now : 0;
+    struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+    ppoll(NULL, 0, &ts, waiting);
+}
+
+/* Acts on every flag raised; returns the exit status once the master is
+ * done, -1 to go on. */
+static int act_on_signals(master *m)
+{
+    if (sig_chld) {
+        sig_chld = 0;
+        reap(m);
+    }
+    if (sig_quit) {
+        mlog("SIGQUIT: stopping now");
+        kill_all(m, SIGQUIT);
+        return 0;
+    }
+    if (sig_term) {
+        sig_term = 0;
+        begin_stop(m);
+    }
+    if (m->stopping) {
+        if (!any_child(m)) {
+            mlog("stopped");
+            return 0;
+        }
+        if (base_now_ms() >= m->stop_deadline) {
+            mlog("graceful_timeout_ms passed: SIGKILL to what is left");
+            kill_all(m, SIGKILL);
+            m->stop_deadline = base_now_ms() + 60000;
+        }
+        return -1;
+    }
+    if (sig_hup) {
+        sig_hup = 0;
+        reload(m);
+    }
+    scale(m);
+    drop_old_generations(m);
+    publish_master(m);
+    return -1;
+}
+
+int srv_serve(ld_config *cfg)
+{
+    master m = {.listen_fd = -1, .next_id = 1};
+    heap_init(NULL);
+    (void)ms_zero_pfn(); /* cached before forking */
+    srandom((unsigned)getpid() ^ (unsigned)base_now_ms());
+    sigset_t waiting;
+    block_signals(&waiting);
+    if (!start(&m, cfg))
+        return finish(&m, 1);
     for (;;) {
-        uint64_t now = now_ms(), wake = now + 1000;
+        uint64_t now = base_now_ms(), wake = now + 1000;
         if (!m.stopping) {
-            /* A worker that stopped accepting by itself (max_requests) is
-             * recycling: it finishes as a retiring worker, with a deadline,
-             * and its slot is refilled now rather than when it exits. */
-            for (int i = 0; i < m.nslots; i++) {
-                slot *s = &m.slots[i];
-                if (s->pid && ms_sb_status(m.sb, s->sb_index) == MS_DRAINING) {
-                    mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
-                    retire(&m, s->pid, s->sb_index, s->generation, 0);
-                    *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
-                }
-            }
+            replace_recycling(&m, now);
             if (cur(&m)->cfg.max_requests)
                 wake = now + 100; /* to notice recycling workers promptly */
-            for (int i = 0; i < m.nslots; i++) {
-                slot *s = &m.slots[i];
-                if (s->pid || s->disabled)
-                    continue;
-                if (s->respawn_at <= now)
-                    spawn(&m, i);
-                else if (s->respawn_at < wake)
-                    wake = s->respawn_at;
-            }
-            bool alive = false;
-            for (int i = 0; i < m.nslots; i++)
-                alive |= !m.slots[i].disabled;
-            if (!alive) {
+            if (!spawn_due(&m, now, &wake)) {
                 mlog("every worker failed at start-up; stopping");
                 kill_all(&m, SIGKILL);
                 return finish(&m, 1);
             }
         }
-        for (int r = 0; r < m.nretiring; r++) {
-            if (m.retiring[r].kill_at <= now) {
-                mlog("retiring worker %d did not finish in time: SIGKILL", (int)m.retiring[r].pid);
-                kill(m.retiring[r].pid, SIGKILL);
-                m.retiring[r].kill_at = now + 60000;
-            } else if (m.retiring[r].kill_at < wake) {
-                wake = m.retiring[r].kill_at;
-            }
-        }
+        kill_overdue(&m, now, &wake);
         if (m.stopping && m.stop_deadline < wake)
             wake = m.stop_deadline;
-        if (now >= m.next_sample) {
-            sample_master(&m);
-            m.next_sample = now + (uint64_t)cur(&m)->cfg.stats_interval_ms;
-        }
-        if (m.next_sample < wake)
-            wake = m.next_sample;
-
-        uint64_t wait = wake > now ? wake - now : 0;
-        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        ppoll(NULL, 0, &ts, &waiting); /* the one place signals arrive */
-
-        if (sig_chld) {
-            sig_chld = 0;
-            reap(&m);
-        }
-        if (sig_quit) {
-            mlog("SIGQUIT: stopping now");
-            kill_all(&m, SIGQUIT);
-            return finish(&m, 0);
-        }
-        if (sig_term) {
-            sig_term = 0;
-            begin_stop(&m);
-        }
-        if (m.stopping) {
-            if (!any_child(&m)) {
-                mlog("stopped");
-                return finish(&m, 0);
-            }
-            if (now_ms() >= m.stop_deadline) {
-                mlog("graceful_timeout_ms passed: SIGKILL to what is left");
-                kill_all(&m, SIGKILL);
-                m.stop_deadline = now_ms() + 60000;
-            }
-            continue;
-        }
-        if (sig_hup) {
-            sig_hup = 0;
-            reload(&m);
-        }
-        scale(&m);
-        drop_old_generations(&m);
-        publish_master(&m);
+        sample_due(&m, now, &wake);
+        wait_signals(now, wake, &waiting);
+        int status = act_on_signals(&m);
+        if (status >= 0)
+            return finish(&m, status);
     }
 }
 

@@ -7,15 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "heap/gc.h"
 #include "heap/heap.h"
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* The heap's regions (inherited, or all) as memstats ranges: a malloc'ed
  * array of *n, or NULL. */
@@ -50,10 +44,10 @@ static void count_regions(bool inherited, ms_pages *out)
 
 static void sample(bool inherited, ms_sample *mem)
 {
-    uint64_t t0 = now_us();
+    uint64_t t0 = base_now_us();
     ms_rollup_read(0, &mem->rollup);
     count_regions(inherited, &mem->state);
-    uint64_t t1 = now_us();
+    uint64_t t1 = base_now_us();
     mem->at_ms = t1 / 1000u;
     mem->cost_us = t1 - t0;
 }
@@ -103,25 +97,17 @@ static void *sampler_main(void *arg)
     srv_sampler *s = arg;
     for (;;) {
         ms_sample mem = {0};
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        uint64_t t0 = base_now_ns();
         ms_rollup_read(0, &mem.rollup);
         ms_pagemap_count(0, s->ranges, s->nranges, &mem.state);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        mem.at_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
-        mem.cost_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+        uint64_t t1 = base_now_ns();
+        mem.at_ms = t1 / 1000000u; /* base/clock.h: comparable across processes */
+        mem.cost_us = (t1 - t0) / 1000u;
         ms_sb_write_begin(&s->e->mem_seq);
         s->e->mem = mem;
         ms_sb_write_end(&s->e->mem_seq);
         atomic_fetch_add_explicit(&s->count, 1, memory_order_release);
-        struct timespec next = {t0.tv_sec + s->interval_ms / 1000,
-                                t0.tv_nsec + (long)(s->interval_ms % 1000) * 1000000L};
-        if (next.tv_nsec >= 1000000000L) {
-            next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
-        }
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) != 0)
-            ;
+        base_sleep_until_ns(t0 + (uint64_t)s->interval_ms * 1000000u);
     }
     return NULL;
 }

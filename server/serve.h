@@ -26,40 +26,34 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "load/config.h"
+#include "load/world.h"
 #include "memstats/scoreboard.h"
-#include "server/config.h"
-#include "server/world.h"
 
 /* Exit status of a worker that cannot start (no daemon, say): the master
  * does not respawn it. */
 #define SRV_EXIT_FATAL 3
 
-/* Flags of `cowdag serve` that override the config file (NULL / -1: unset). */
-typedef struct srv_overrides {
-    const char *listen;
-    int workers;
-    const char *gc_mode;
-    int thresholds[3];
-    bool thresholds_set;
-    bool immortal;
-} srv_overrides;
-
-/* Applies the flags to a loaded config; SRV_ERR with err naming the flag. */
-int srv_apply_overrides(srv_config *cfg, const srv_overrides *ov, char *err, size_t errlen);
+/* The result convention of the server's own functions (srv_http_get). */
+#define SRV_OK 0
+#define SRV_ERR (-1)
 
 /* Binds and listens on cfg's address (SO_REUSEADDR, backlog 1024,
  * non-blocking), or takes the socket in $COWDAG_LISTEN_FD when set.
  * Returns the fd, or -1 with err filled. */
-int srv_listen(const srv_config *cfg, char *err, size_t errlen);
+int srv_listen(const ld_config *cfg, char *err, size_t errlen);
 
-/* Runs the server until SIGTERM/SIGINT/SIGQUIT; returns the exit status. */
-int srv_serve(const char *config_path, const srv_overrides *ov);
+/* Runs the server with cfg (loaded, flags applied: ld_config_override)
+ * until SIGTERM/SIGINT/SIGQUIT; returns the exit status.  Takes cfg: the
+ * caller's copy is left empty.  A SIGHUP reloads cfg->path and applies
+ * cfg->flags again. */
+int srv_serve(ld_config *cfg);
 
 /* --- the worker ---------------------------------------------------------- */
 
 typedef struct srv_worker_args {
-    const srv_config *cfg;
-    const srv_world *world;
+    const ld_config *cfg;
+    const ld_world *world;
     int listen_fd;
     int slot;
     int generation;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "handlers/handlers.h"
 #include "handlers/stats.h"
 #include "heap/heap.h"
@@ -173,13 +174,6 @@ typedef struct worker {
     uint64_t full_until_ms;  /* at the connection limit: no accepts before this */
 } worker;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void conn_begin(void *arg, struct MHD_Connection *c) { srv_conns_begin(arg, c); }
 static void conn_end(void *arg, struct MHD_Connection *c) { srv_conns_end(arg, c); }
 
@@ -258,7 +252,7 @@ static void take_the_queue_and_shut(worker *w)
  * of the socket; stopping (`whole`), it shuts the socket for everyone. */
 static void begin_drain(worker *w, bool whole)
 {
-    w->drain_start_ms = now_ms();
+    w->drain_start_ms = base_now_ms();
     w->phase = H_DRAINING; /* every response from here on closes its connection */
     publish_status(&w->b, MS_DRAINING);
     ms_sb_set_conns(w->b.sb, w->a->slot, MS_SLOT_UNAVAILABLE); /* nobody waits on us */
@@ -275,7 +269,7 @@ static bool drained(worker *w)
 {
     if (srv_conns_open(w->conns) == 0)
         return true;
-    if (now_ms() - w->drain_start_ms < (uint64_t)w->a->cfg->graceful_timeout_ms)
+    if (base_now_ms() - w->drain_start_ms < (uint64_t)w->a->cfg->graceful_timeout_ms)
         return false;
     fprintf(stderr, "cowdag[%d]: worker %d: graceful_timeout_ms passed with %llu requests in flight\n", (int)getpid(),
             w->a->slot, (unsigned long long)w->hs.inflight);
@@ -292,7 +286,7 @@ static bool accepting(worker *w, long *ms)
 {
     if (w->listen_fd < 0)
         return false;
-    uint64_t now = now_ms();
+    uint64_t now = base_now_ms();
     if (now < w->full_until_ms) {
         *ms = (long)(w->full_until_ms - now);
         return false;
@@ -319,7 +313,7 @@ enum { FULL_WAIT_MS = 10 };
 static void accept_one(worker *w)
 {
     if (!srv_conns_room(w->conns)) {
-        w->full_until_ms = now_ms() + FULL_WAIT_MS;
+        w->full_until_ms = base_now_ms() + FULL_WAIT_MS;
         return;
     }
     struct sockaddr_storage addr;
@@ -339,7 +333,7 @@ static bool turn(worker *w, const sigset_t *wait_mask)
     publish_gc(&w->b, w->sampler, &w->samples_seen);
     long ms = 50; /* the loop wakes at least this often to publish samples */
     bool acc = accepting(w, &ms);
-    ms = srv_conns_sweep(w->conns, now_ms(), w->drain_start_ms, ms);
+    ms = srv_conns_sweep(w->conns, base_now_ms(), w->drain_start_ms, ms);
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     if (MHD_get_timeout(w->d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
         ms = (long)mhd_ms;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heap/heap.h"
+
 static void *or_die(void *p)
 {
     if (!p) {
@@ -55,11 +57,8 @@ char *sh_quote(const char *s)
     return q;
 }
 
-char *slurp(const char *path, size_t *len)
+char *slurp_stream(FILE *f, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     size_t cap = 4096, n = 0, got;
     char *buf = or_die(malloc(cap));
     while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
@@ -67,11 +66,41 @@ char *slurp(const char *path, size_t *len)
         if (cap - n < 2)
             buf = or_die(realloc(buf, cap *= 2));
     }
-    fclose(f);
     buf[n] = '\0';
     if (len)
         *len = n;
     return buf;
+}
+
+char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = slurp_stream(f, len);
+    fclose(f);
+    return buf;
+}
+
+int setup_heap(void **state)
+{
+    (void)state;
+    heap_init(NULL);
+    return 0;
+}
+
+int teardown_heap(void **state)
+{
+    (void)state;
+    heap_destroy();
+    return 0;
+}
+
+uint64_t live_objects(void)
+{
+    heap_stats s;
+    heap_get_stats(&s);
+    return s.objects;
 }
 
 int remove_flat_dir(const char *dir)

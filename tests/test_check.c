@@ -160,18 +160,7 @@ static run_result run_check(const char *config)
     assert_non_null(p);
 
     run_result r = {0};
-    size_t len = 0, cap = 4096;
-    r.out = malloc(cap);
-    assert_non_null(r.out);
-    size_t got;
-    while ((got = fread(r.out + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            r.out = realloc(r.out, cap *= 2);
-            assert_non_null(r.out);
-        }
-    }
-    r.out[len] = '\0';
+    r.out = slurp_stream(p, NULL);
     r.status = pclose(p);
 
     r.copy = dup_or_die(r.out);

@@ -1,6 +1,6 @@
 /* tests/test_config.c: cmocka unit tests for the config loader: the spec's
  * example, the defaults, one case per kind of error (each naming its key),
- * HOST:PORT parsing, and parsing from text.  Contract in server/config.h.
+ * HOST:PORT parsing, and parsing from text.  Contract in load/config.h.
  * Run from the repository root: the fixtures are under tests/fixtures/config. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/config.h"
+#include "load/config.h"
 
 #ifndef FIXTURE_DIR
 #define FIXTURE_DIR "tests/fixtures"
@@ -29,9 +29,9 @@ static void abs_dir(const char *rel, char out[PATH_MAX])
     assert_non_null(realpath(rel, out));
 }
 
-static void assert_zeroed(const srv_config *c)
+static void assert_zeroed(const ld_config *c)
 {
-    static const srv_config zero;
+    static const ld_config zero;
     assert_memory_equal(c, &zero, sizeof zero);
 }
 
@@ -40,11 +40,11 @@ static void assert_zeroed(const srv_config *c)
 static void assert_load_fails(const char *file, const char *tail)
 {
     char path[512], err[1024], want[2048];
-    srv_config c;
+    ld_config c;
 
     snprintf(path, sizeof path, "%s/%s", BROKEN_DIR, file);
     memset(&c, 0xa5, sizeof c);
-    assert_int_equal(srv_config_load(path, &c, err, sizeof err), SRV_ERR);
+    assert_int_equal(ld_config_load(path, &c, err, sizeof err), LD_ERR);
     snprintf(want, sizeof want, "%s%s", path, tail);
     assert_string_equal(err, want);
     assert_zeroed(&c);
@@ -56,20 +56,20 @@ static void assert_parse_fails(const char *text, const char *tail)
 {
     const char *path = CONFIG_DIR "/inline.json";
     char err[1024], want[2048];
-    srv_config c;
+    ld_config c;
 
     memset(&c, 0xa5, sizeof c);
-    assert_int_equal(srv_config_parse(text, strlen(text), path, &c, err, sizeof err), SRV_ERR);
+    assert_int_equal(ld_config_parse(text, strlen(text), path, &c, err, sizeof err), LD_ERR);
     snprintf(want, sizeof want, "%s: %s", path, tail);
     assert_string_equal(err, want);
     assert_zeroed(&c);
 }
 
-static void parse_ok(const char *text, srv_config *c)
+static void parse_ok(const char *text, ld_config *c)
 {
     char err[1024] = "";
-    int rc = srv_config_parse(text, strlen(text), CONFIG_DIR "/inline.json", c, err, sizeof err);
-    if (rc != SRV_OK)
+    int rc = ld_config_parse(text, strlen(text), CONFIG_DIR "/inline.json", c, err, sizeof err);
+    if (rc != LD_OK)
         fail_msg("unexpected error: %s", err);
 }
 
@@ -79,10 +79,10 @@ static void test_spec_example_parses_to_exact_values(void **state)
 {
     (void)state;
     char dir[PATH_MAX], want[PATH_MAX + 64], err[1024] = "";
-    srv_config c;
+    ld_config c;
 
     abs_dir(CONFIG_DIR, dir);
-    if (srv_config_load(CONFIG_DIR "/spec.json", &c, err, sizeof err) != SRV_OK)
+    if (ld_config_load(CONFIG_DIR "/spec.json", &c, err, sizeof err) != LD_OK)
         fail_msg("spec.json: %s", err);
 
     assert_string_equal(c.path, CONFIG_DIR "/spec.json");
@@ -110,7 +110,7 @@ static void test_spec_example_parses_to_exact_values(void **state)
 
     assert_int_equal(c.nstate, 2);
     assert_string_equal(c.state[0].name, "customers");
-    assert_int_equal(c.state[0].kind, SRV_STATE_RECORDS);
+    assert_int_equal(c.state[0].kind, LD_STATE_RECORDS);
     assert_true(c.state[0].generate);
     assert_int_equal(c.state[0].count, 200000);
     assert_int_equal(c.state[0].seed, 42);
@@ -119,7 +119,7 @@ static void test_spec_example_parses_to_exact_values(void **state)
     assert_null(c.state[0].file);
 
     assert_string_equal(c.state[1].name, "marketing");
-    assert_int_equal(c.state[1].kind, SRV_STATE_TABLE);
+    assert_int_equal(c.state[1].kind, LD_STATE_TABLE);
     assert_false(c.state[1].generate);
     snprintf(want, sizeof want, "%s/data/marketing.csv", dir);
     assert_string_equal(c.state[1].csv, want);
@@ -132,7 +132,7 @@ static void test_spec_example_parses_to_exact_values(void **state)
     snprintf(want, sizeof want, "%s/dags/marketing.json", dir);
     assert_string_equal(c.dags[1], want);
 
-    srv_config_free(&c);
+    ld_config_free(&c);
     assert_zeroed(&c);
 }
 
@@ -140,10 +140,10 @@ static void test_empty_object_gives_the_defaults(void **state)
 {
     (void)state;
     char dir[PATH_MAX], err[1024] = "";
-    srv_config c;
+    ld_config c;
 
     abs_dir(CONFIG_DIR, dir);
-    if (srv_config_load(CONFIG_DIR "/empty.json", &c, err, sizeof err) != SRV_OK)
+    if (ld_config_load(CONFIG_DIR "/empty.json", &c, err, sizeof err) != LD_OK)
         fail_msg("empty.json: %s", err);
 
     assert_string_equal(c.path, CONFIG_DIR "/empty.json");
@@ -168,15 +168,15 @@ static void test_empty_object_gives_the_defaults(void **state)
     assert_null(c.state);
     assert_int_equal(c.ndags, 0);
     assert_null(c.dags);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_defaults_match_the_header(void **state)
 {
     (void)state;
-    srv_config c;
+    ld_config c;
     memset(&c, 0xa5, sizeof c);
-    srv_config_defaults(&c);
+    ld_config_defaults(&c);
     assert_null(c.path);
     assert_null(c.dir);
     assert_string_equal(c.listen_host, "127.0.0.1");
@@ -197,7 +197,7 @@ static void test_defaults_match_the_header(void **state)
     assert_null(c.state);
     assert_int_equal(c.ndags, 0);
     assert_null(c.dags);
-    srv_config_free(&c);
+    ld_config_free(&c);
     assert_zeroed(&c);
 }
 
@@ -270,7 +270,7 @@ static void test_range_limits_of_each_integer_setting(void **state)
     assert_parse_fails("{\"worker_priority\": 20}", "worker_priority: must be between -20 and 19, got 20");
     assert_parse_fails("{\"worker_priority\": \"high\"}", "worker_priority: expected integer, got string");
 
-    srv_config c;
+    ld_config c;
     parse_ok("{\"workers\": 256, \"max_requests\": 0, \"max_body_bytes\": 1073741824, \"timeout_ms\": 3600000,"
              " \"graceful_timeout_ms\": 0, \"stats_interval_ms\": 10}",
              &c);
@@ -279,7 +279,7 @@ static void test_range_limits_of_each_integer_setting(void **state)
     assert_int_equal(c.timeout_ms, 3600000);
     assert_int_equal(c.graceful_timeout_ms, 0);
     assert_int_equal(c.stats_interval_ms, 10);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_port_above_65535_is_out_of_range(void **state)
@@ -304,11 +304,11 @@ static void test_bad_listen_forms_name_listen(void **state)
 static void test_listen_in_config_sets_host_and_port(void **state)
 {
     (void)state;
-    srv_config c;
+    ld_config c;
     parse_ok("{\"listen\": \"[::1]:0\"}", &c);
     assert_string_equal(c.listen_host, "::1");
     assert_int_equal(c.listen_port, 0);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_two_thresholds_are_an_error(void **state)
@@ -338,14 +338,14 @@ static void test_unknown_gc_mode_is_an_error(void **state)
 static void test_full_ratio_takes_integer_or_real_in_0_1(void **state)
 {
     (void)state;
-    srv_config c;
+    ld_config c;
     parse_ok("{\"gc\": {\"full_ratio\": 1}}", &c);
     assert_true(c.gc.full_ratio == 1.0);
-    srv_config_free(&c);
+    ld_config_free(&c);
     parse_ok("{\"gc\": {\"mode\": \"disable\", \"full_ratio\": 0.5}}", &c);
     assert_true(c.gc.full_ratio == 0.5);
     assert_int_equal(c.gc.mode, GC_DISABLE);
-    srv_config_free(&c);
+    ld_config_free(&c);
     assert_parse_fails("{\"gc\": {\"full_ratio\": 1.5}}", "gc.full_ratio: must be between 0 and 1, got 1.5");
     assert_parse_fails("{\"gc\": {\"full_ratio\": \"0.5\"}}", "gc.full_ratio: expected number, got string");
 }
@@ -467,7 +467,7 @@ static void test_each_state_source_resolves_its_paths(void **state)
 {
     (void)state;
     char dir[PATH_MAX], want[PATH_MAX + 64];
-    srv_config c;
+    ld_config c;
 
     abs_dir(CONFIG_DIR, dir);
     /* None of these files exist: the state loader reports that, not us. */
@@ -482,21 +482,21 @@ static void test_each_state_source_resolves_its_paths(void **state)
     assert_string_equal(c.state[0].csv, want);
     assert_string_equal(c.state[0].key, "id");
     assert_false(c.state[0].generate);
-    assert_int_equal(c.state[1].kind, SRV_STATE_JSON);
+    assert_int_equal(c.state[1].kind, LD_STATE_JSON);
     snprintf(want, sizeof want, "%s/doc.json", dir);
     assert_string_equal(c.state[1].file, want);
     assert_string_equal(c.state[2].csv, "/srv/data/t.csv");
     assert_true(c.state[3].generate);
     assert_int_equal(c.state[3].count, 0);
     assert_int_equal(c.state[3].seed, 42); /* the default seed */
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_dag_globs_are_sorted_and_deduplicated(void **state)
 {
     (void)state;
     char dir[PATH_MAX], want[PATH_MAX + 64];
-    srv_config c;
+    ld_config c;
 
     abs_dir(CONFIG_DIR, dir);
     /* marketing.json first and twice, by two spellings; a glob that matches
@@ -507,26 +507,26 @@ static void test_dag_globs_are_sorted_and_deduplicated(void **state)
     assert_string_equal(c.dags[0], want);
     snprintf(want, sizeof want, "%s/dags/marketing.json", dir);
     assert_string_equal(c.dags[1], want);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_glob_matching_nothing_is_fine(void **state)
 {
     (void)state;
-    srv_config c;
+    ld_config c;
     parse_ok("{\"dags\": [\"nothing/*.json\"]}", &c);
     assert_int_equal(c.ndags, 0);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
-/* ---- srv_parse_listen ------------------------------------------------------ */
+/* ---- ld_parse_listen ------------------------------------------------------ */
 
 static void test_parse_listen_ipv4(void **state)
 {
     (void)state;
     char *host = NULL;
     int port = -1;
-    assert_int_equal(srv_parse_listen("127.0.0.1:8080", &host, &port), SRV_OK);
+    assert_int_equal(ld_parse_listen("127.0.0.1:8080", &host, &port), LD_OK);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8080);
     free(host);
@@ -537,7 +537,7 @@ static void test_parse_listen_bracketed_ipv6(void **state)
     (void)state;
     char *host = NULL;
     int port = -1;
-    assert_int_equal(srv_parse_listen("[::1]:9000", &host, &port), SRV_OK);
+    assert_int_equal(ld_parse_listen("[::1]:9000", &host, &port), LD_OK);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 9000);
     free(host);
@@ -548,7 +548,7 @@ static void test_parse_listen_name_with_ephemeral_port(void **state)
     (void)state;
     char *host = NULL;
     int port = -1;
-    assert_int_equal(srv_parse_listen("localhost:0", &host, &port), SRV_OK);
+    assert_int_equal(ld_parse_listen("localhost:0", &host, &port), LD_OK);
     assert_string_equal(host, "localhost");
     assert_int_equal(port, 0);
     free(host);
@@ -564,7 +564,7 @@ static void test_parse_listen_rejects_malformed(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *host = NULL;
         int port = -1;
-        if (srv_parse_listen(bad[i], &host, &port) != SRV_ERR)
+        if (ld_parse_listen(bad[i], &host, &port) != LD_ERR)
             fail_msg("\"%s\" was accepted", bad[i]);
         assert_null(host); /* outputs untouched on error */
         assert_int_equal(port, -1);
@@ -576,15 +576,15 @@ static void test_parse_listen_port_bounds(void **state)
     (void)state;
     char *host = NULL;
     int port = -1;
-    assert_int_equal(srv_parse_listen("h:65535", &host, &port), SRV_OK);
+    assert_int_equal(ld_parse_listen("h:65535", &host, &port), LD_OK);
     assert_int_equal(port, 65535);
     free(host);
     host = NULL;
-    assert_int_equal(srv_parse_listen("h:65536", &host, &port), SRV_ERR);
+    assert_int_equal(ld_parse_listen("h:65536", &host, &port), LD_ERR);
     assert_null(host);
 }
 
-/* ---- srv_config_parse from text ------------------------------------------- */
+/* ---- ld_config_parse from text ------------------------------------------- */
 
 static void test_parse_text_names_the_path_and_resolves_against_it(void **state)
 {
@@ -593,7 +593,7 @@ static void test_parse_text_names_the_path_and_resolves_against_it(void **state)
                        " \"state\": [{\"name\": \"m\", \"kind\": \"table\", \"csv\": \"data/marketing.csv\"}],"
                        " \"dags\": [\"dags/*.json\"]}";
     char dir[PATH_MAX], want[PATH_MAX + 64];
-    srv_config c;
+    ld_config c;
 
     abs_dir(CONFIG_DIR, dir);
     parse_ok(text, &c);
@@ -606,7 +606,7 @@ static void test_parse_text_names_the_path_and_resolves_against_it(void **state)
     snprintf(want, sizeof want, "%s/data/marketing.csv", dir);
     assert_string_equal(c.state[0].csv, want);
     assert_int_equal(c.ndags, 2);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 static void test_parse_text_malformed_names_the_path(void **state)
@@ -615,8 +615,8 @@ static void test_parse_text_malformed_names_the_path(void **state)
     const char *path = "somewhere/else.json";
     const char *text = "{\n\"workers\": 2,,\n}";
     char err[256];
-    srv_config c;
-    assert_int_equal(srv_config_parse(text, strlen(text), path, &c, err, sizeof err), SRV_ERR);
+    ld_config c;
+    assert_int_equal(ld_config_parse(text, strlen(text), path, &c, err, sizeof err), LD_ERR);
     assert_memory_equal(err, "somewhere/else.json:2:", strlen("somewhere/else.json:2:"));
     assert_zeroed(&c);
 }
@@ -625,12 +625,12 @@ static void test_parse_text_uses_only_len_bytes(void **state)
 {
     (void)state;
     const char *text = "{\"workers\": 3}garbage";
-    srv_config c;
+    ld_config c;
     char err[256] = "";
-    if (srv_config_parse(text, strlen("{\"workers\": 3}"), CONFIG_DIR "/inline.json", &c, err, sizeof err) != SRV_OK)
+    if (ld_config_parse(text, strlen("{\"workers\": 3}"), CONFIG_DIR "/inline.json", &c, err, sizeof err) != LD_OK)
         fail_msg("%s", err);
     assert_int_equal(c.workers, 3);
-    srv_config_free(&c);
+    ld_config_free(&c);
 }
 
 int main(void)

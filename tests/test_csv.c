@@ -1,4 +1,4 @@
-/* test_csv: the RFC 4180 reader and the column typing (server/csv.h, whose
+/* test_csv: the RFC 4180 reader and the column typing (load/csv.h, whose
  * header comment describes the rules; the loader built on them is tested in
  * tests/test_state.c).  Inputs are inline, so each test shows its bytes. */
 #include <math.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "server/csv.h"
+#include "load/csv.h"
 
 #define FIXTURE_DIR "tests/fixtures/csv"
 
@@ -24,18 +24,18 @@ static char *render_n(const char *text, size_t len)
     size_t cap = 4 * len + 64, n = 0;
     char *out = malloc(cap);
     assert_non_null(out);
-    srv_csv p;
-    if (srv_csv_open(&p, "t.csv", text, len, err, sizeof err) != SRV_CSV_OK) {
+    ld_csv p;
+    if (ld_csv_open(&p, "t.csv", text, len, err, sizeof err) != LD_CSV_OK) {
         snprintf(out, cap, "ERR %s", err);
         return out;
     }
     for (size_t i = 0; i < p.ncols; i++)
         n += (size_t)snprintf(out + n, cap - n, "[%s]", p.header[i].data);
     out[n++] = '\n';
-    const srv_csv_field *f;
+    const ld_csv_field *f;
     size_t nf;
     int rc;
-    while ((rc = srv_csv_next(&p, &f, &nf, err, sizeof err)) == 1) {
+    while ((rc = ld_csv_next(&p, &f, &nf, err, sizeof err)) == 1) {
         for (size_t i = 0; i < nf; i++)
             n += (size_t)snprintf(out + n, cap - n, "[%.*s]", (int)f[i].len, f[i].data);
         out[n++] = '\n';
@@ -43,7 +43,7 @@ static char *render_n(const char *text, size_t len)
     out[n] = '\0';
     if (rc != 0)
         snprintf(out, cap, "ERR %s", err);
-    srv_csv_free(&p);
+    ld_csv_free(&p);
     return out;
 }
 
@@ -129,19 +129,19 @@ static void quoted_newlines_are_data_and_advance_line_numbers(void **state)
 
     /* Field positions count physical lines too. */
     char err[256];
-    srv_csv p;
-    assert_int_equal(srv_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), SRV_CSV_OK);
-    const srv_csv_field *f;
+    ld_csv p;
+    assert_int_equal(ld_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), LD_CSV_OK);
+    const ld_csv_field *f;
     size_t n;
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), 1);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), 1);
     assert_int_equal(p.record_line, 2);
     assert_int_equal(f[1].line, 2);
     assert_int_equal(f[1].col, 3);
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), 1);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), 1);
     assert_int_equal(p.record_line, 4);
     assert_int_equal(f[0].line, 4);
     assert_int_equal(f[0].col, 1);
-    srv_csv_free(&p);
+    ld_csv_free(&p);
 }
 
 static void crlf_ends_records_and_a_lone_cr_is_data(void **state)
@@ -190,23 +190,23 @@ static void rewind_goes_back_to_the_first_record(void **state)
     (void)state;
     const char *text = "a\n\"x\ny\"\n2\n";
     char err[256];
-    srv_csv p;
-    assert_int_equal(srv_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), SRV_CSV_OK);
-    const srv_csv_field *f;
+    ld_csv p;
+    assert_int_equal(ld_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), LD_CSV_OK);
+    const ld_csv_field *f;
     size_t n;
-    while (srv_csv_next(&p, &f, &n, err, sizeof err) == 1)
+    while (ld_csv_next(&p, &f, &n, err, sizeof err) == 1)
         ;
     assert_int_equal(p.records, 2);
-    srv_csv_rewind(&p);
+    ld_csv_rewind(&p);
     assert_int_equal(p.records, 0);
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), 1);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), 1);
     assert_int_equal(f[0].len, 3);
     assert_memory_equal(f[0].data, "x\ny", 3);
     assert_int_equal(f[0].line, 2);
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), 1);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), 1);
     assert_int_equal(f[0].line, 4);
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), 0);
-    srv_csv_free(&p);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), 0);
+    ld_csv_free(&p);
 }
 
 static void a_spreadsheet_export_reads_whole(void **state)
@@ -289,26 +289,26 @@ static void ints_are_whole_int64_without_spaces(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_true(srv_csv_parse_int("42", 2, &v));
+    assert_true(ld_csv_parse_int("42", 2, &v));
     assert_true(v == 42);
-    assert_true(srv_csv_parse_int("-7", 2, &v));
+    assert_true(ld_csv_parse_int("-7", 2, &v));
     assert_true(v == -7);
-    assert_true(srv_csv_parse_int("+007", 4, &v));
+    assert_true(ld_csv_parse_int("+007", 4, &v));
     assert_true(v == 7);
-    assert_true(srv_csv_parse_int("9223372036854775807", 19, &v));
+    assert_true(ld_csv_parse_int("9223372036854775807", 19, &v));
     assert_true(v == INT64_MAX);
-    assert_true(srv_csv_parse_int("-9223372036854775808", 20, &v));
+    assert_true(ld_csv_parse_int("-9223372036854775808", 20, &v));
     assert_true(v == INT64_MIN);
-    assert_false(srv_csv_parse_int("9223372036854775808", 19, &v));
-    assert_false(srv_csv_parse_int("-9223372036854775809", 20, &v));
-    assert_false(srv_csv_parse_int("", 0, &v));
-    assert_false(srv_csv_parse_int("-", 1, &v));
-    assert_false(srv_csv_parse_int(" 1", 2, &v));
-    assert_false(srv_csv_parse_int("1 ", 2, &v));
-    assert_false(srv_csv_parse_int("1.0", 3, &v));
-    assert_false(srv_csv_parse_int("0x10", 4, &v));
+    assert_false(ld_csv_parse_int("9223372036854775808", 19, &v));
+    assert_false(ld_csv_parse_int("-9223372036854775809", 20, &v));
+    assert_false(ld_csv_parse_int("", 0, &v));
+    assert_false(ld_csv_parse_int("-", 1, &v));
+    assert_false(ld_csv_parse_int(" 1", 2, &v));
+    assert_false(ld_csv_parse_int("1 ", 2, &v));
+    assert_false(ld_csv_parse_int("1.0", 3, &v));
+    assert_false(ld_csv_parse_int("0x10", 4, &v));
     /* only the given length counts */
-    assert_true(srv_csv_parse_int("12,34", 2, &v));
+    assert_true(ld_csv_parse_int("12,34", 2, &v));
     assert_true(v == 12);
 }
 
@@ -316,22 +316,22 @@ static void floats_are_decimal_numbers_only(void **state)
 {
     (void)state;
     double v = 0;
-    assert_true(srv_csv_parse_float("2.5", 3, &v));
+    assert_true(ld_csv_parse_float("2.5", 3, &v));
     assert_true(v == 2.5);
-    assert_true(srv_csv_parse_float("1e3", 3, &v));
+    assert_true(ld_csv_parse_float("1e3", 3, &v));
     assert_true(v == 1000.0);
-    assert_true(srv_csv_parse_float("-.5E-2", 6, &v));
+    assert_true(ld_csv_parse_float("-.5E-2", 6, &v));
     assert_true(v == -0.005);
-    assert_true(srv_csv_parse_float("7.", 2, &v));
+    assert_true(ld_csv_parse_float("7.", 2, &v));
     assert_true(v == 7.0);
-    assert_true(srv_csv_parse_float("12", 2, &v));
+    assert_true(ld_csv_parse_float("12", 2, &v));
     assert_true(v == 12.0);
     /* the field ends where its length says, not at the next digit */
-    assert_true(srv_csv_parse_float("1.5,25", 3, &v));
+    assert_true(ld_csv_parse_float("1.5,25", 3, &v));
     assert_true(v == 1.5);
     const char *bad[] = {"", ".", "e5", "1e", "1e+", " 1", "1 ", "inf", "-inf", "nan", "NaN", "Infinity", "0x1p3", "1,5", "--1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        if (srv_csv_parse_float(bad[i], strlen(bad[i]), &v))
+        if (ld_csv_parse_float(bad[i], strlen(bad[i]), &v))
             fail_msg("'%s' read as a float", bad[i]);
     }
 }
@@ -340,24 +340,24 @@ static void floats_are_decimal_numbers_only(void **state)
 static void expect_types(const char *text, const char *want, size_t want_rows)
 {
     char err[256], got[256] = "";
-    srv_csv p;
-    assert_int_equal(srv_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), SRV_CSV_OK);
-    srv_csv_type types[16];
+    ld_csv p;
+    assert_int_equal(ld_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), LD_CSV_OK);
+    ld_csv_type types[16];
     size_t nrows = 99;
     assert_true(p.ncols <= 16);
-    if (srv_csv_scan_types(&p, types, &nrows, err, sizeof err) != SRV_CSV_OK)
+    if (ld_csv_scan_types(&p, types, &nrows, err, sizeof err) != LD_CSV_OK)
         fail_msg("%s", err);
     for (size_t i = 0; i < p.ncols; i++) {
         strcat(got, i ? "," : "");
-        strcat(got, srv_csv_type_name(types[i]));
+        strcat(got, ld_csv_type_name(types[i]));
     }
     assert_string_equal(got, want);
     assert_int_equal(nrows, want_rows);
     /* scanning leaves the reader at the first record */
-    const srv_csv_field *f;
+    const ld_csv_field *f;
     size_t n;
-    assert_int_equal(srv_csv_next(&p, &f, &n, err, sizeof err), want_rows ? 1 : 0);
-    srv_csv_free(&p);
+    assert_int_equal(ld_csv_next(&p, &f, &n, err, sizeof err), want_rows ? 1 : 0);
+    ld_csv_free(&p);
 }
 
 static void a_column_of_whole_numbers_is_int(void **state)
@@ -397,13 +397,13 @@ static void a_syntax_error_stops_the_scan(void **state)
     (void)state;
     const char *text = "a,b\n1,2\n3\n";
     char err[256];
-    srv_csv p;
-    assert_int_equal(srv_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), SRV_CSV_OK);
-    srv_csv_type types[2];
+    ld_csv p;
+    assert_int_equal(ld_csv_open(&p, "t.csv", text, strlen(text), err, sizeof err), LD_CSV_OK);
+    ld_csv_type types[2];
     size_t nrows;
-    assert_int_equal(srv_csv_scan_types(&p, types, &nrows, err, sizeof err), SRV_CSV_ERR);
+    assert_int_equal(ld_csv_scan_types(&p, types, &nrows, err, sizeof err), LD_CSV_ERR);
     assert_string_equal(err, "t.csv:3:1: record has 1 field, the header has 2");
-    srv_csv_free(&p);
+    ld_csv_free(&p);
 }
 
 int main(void)

@@ -14,20 +14,7 @@
 
 #include "dag/dag.h"
 #include "heap/gc.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    heap_destroy();
-    return 0;
-}
+#include "tests/support.h"
 
 static dag *load(const char *text, dag_errors *errs)
 {
@@ -614,7 +601,7 @@ static void description_lists_inputs_outputs_and_nodes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_heap, teardown_heap)
         T(loads_nodes_inputs_order_and_sinks),
         T(families_expand_names_and_args),
         T(every_error_is_reported_at_once_naming_file_and_node),

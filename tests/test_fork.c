@@ -19,7 +19,7 @@
 #include "heap/gc.h"
 #include "heap/heap.h"
 #include "server/cowtest.h"
-#include "server/state.h"
+#include "load/state.h"
 
 #define RECORDS 20000
 
@@ -88,7 +88,7 @@ static int run(gc_mode mode, bool immortal, const work *w)
     heap_init(NULL);
     gc_configure(&(gc_config){.mode = mode, .thresholds = {700, 10, 10}, .full_ratio = 0.25,
                               .immortal = immortal});
-    heap_obj *store = srv_state_generate_records(RECORDS, 42);
+    heap_obj *store = ld_state_generate_records(RECORDS, 42);
     /* Cyclic state too, as graph code leaves it. */
     heap_obj *ring = heap_list_new(0);
     heap_list_append(ring, ring);

@@ -14,27 +14,7 @@
 #include "heap/gc.h"
 #include "heap/heap.h"
 #include "heap/heap_internal.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    heap_destroy();
-    return 0;
-}
-
-static uint64_t live_objects(void)
-{
-    heap_stats s;
-    heap_get_stats(&s);
-    return s.objects;
-}
+#include "tests/support.h"
 
 static gc_stats stats(void)
 {
@@ -540,7 +520,7 @@ static void stress_mode_collects_on_every_allocation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_heap, teardown_heap)
         T(cycle_of_list_and_dict_is_freed_only_by_a_collection),
         T(self_referencing_list_is_collected),
         T(cycle_held_from_c_survives),

@@ -13,27 +13,7 @@
 
 #include "heap/gc.h"
 #include "heap/heap.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    heap_destroy();
-    return 0;
-}
-
-static uint64_t live_objects(void)
-{
-    heap_stats s;
-    heap_get_stats(&s);
-    return s.objects;
-}
+#include "tests/support.h"
 
 static uint64_t live_bytes(void)
 {
@@ -431,7 +411,7 @@ static void after_fork_never_allocates_into_inherited_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_heap, teardown_heap)
         T(stress_follows_the_environment),
         T(scalars_hold_their_values),
         T(singletons_and_small_ints_are_immortal_and_shared),

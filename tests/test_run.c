@@ -145,18 +145,8 @@ static run_result run_cowdag(const char *arg, ...)
     free(cmd);
     assert_non_null(p);
     run_result r = {.cmd = shown};
-    size_t len = 0, cap = 4096;
-    r.out = malloc(cap);
-    assert_non_null(r.out);
-    size_t got;
-    while ((got = fread(r.out + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            r.out = realloc(r.out, cap *= 2);
-            assert_non_null(r.out);
-        }
-    }
-    r.out[len] = '\0';
+    size_t len;
+    r.out = slurp_stream(p, &len);
     if (strlen(r.out) != len)
         fail_msg("%s: stdout holds a NUL byte", r.cmd);
     r.status = pclose(p);

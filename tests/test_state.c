@@ -1,4 +1,4 @@
-/* test_state: loading the master's state (server/state.h): the spec's
+/* test_state: loading the master's state (load/state.h): the spec's
  * generated store, checked against the spec's formula recomputed here, and
  * records, tables and documents read from tests/fixtures/state.  CSV syntax
  * itself is tested in tests/test_csv.c. */
@@ -14,65 +14,45 @@
 #include <cmocka.h>
 
 #include "heap/heap.h"
-#include "server/config.h"
-#include "server/state.h"
+#include "load/config.h"
+#include "load/state.h"
+#include "tests/support.h"
 
 #define FIX "tests/fixtures/state/"
 
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    heap_destroy();
-    return 0;
-}
-
-static uint64_t live_objects(void)
-{
-    heap_stats s;
-    heap_get_stats(&s);
-    return s.objects;
-}
-
 /* The specs a config would give (built by hand: the config loader is
  * tested on its own). */
-static srv_state_spec table_spec(const char *csv)
+static ld_state_spec table_spec(const char *csv)
 {
-    return (srv_state_spec){.name = "t", .kind = SRV_STATE_TABLE, .csv = (char *)csv};
+    return (ld_state_spec){.name = "t", .kind = LD_STATE_TABLE, .csv = (char *)csv};
 }
 
-static srv_state_spec records_spec(const char *csv, const char *key)
+static ld_state_spec records_spec(const char *csv, const char *key)
 {
-    return (srv_state_spec){.name = "r", .kind = SRV_STATE_RECORDS, .csv = (char *)csv, .key = (char *)key};
+    return (ld_state_spec){.name = "r", .kind = LD_STATE_RECORDS, .csv = (char *)csv, .key = (char *)key};
 }
 
-static srv_state_spec json_spec(const char *file)
+static ld_state_spec json_spec(const char *file)
 {
-    return (srv_state_spec){.name = "j", .kind = SRV_STATE_JSON, .file = (char *)file};
+    return (ld_state_spec){.name = "j", .kind = LD_STATE_JSON, .file = (char *)file};
 }
 
-static heap_obj *load_ok(srv_state_spec spec)
+static heap_obj *load_ok(ld_state_spec spec)
 {
     char err[512] = "";
     heap_obj *out = NULL;
-    if (srv_state_load(&spec, &out, err, sizeof err) != SRV_OK)
+    if (ld_state_load(&spec, &out, err, sizeof err) != LD_OK)
         fail_msg("load failed: %s", err);
     assert_non_null(out);
     return out;
 }
 
 /* Loading fails with exactly `want`, leaves *out NULL and no heap objects. */
-static void expect_load_error(srv_state_spec spec, const char *want)
+static void expect_load_error(ld_state_spec spec, const char *want)
 {
     char err[512] = "";
     heap_obj *out = (heap_obj *)&err; /* must be reset */
-    assert_int_equal(srv_state_load(&spec, &out, err, sizeof err), SRV_ERR);
+    assert_int_equal(ld_state_load(&spec, &out, err, sizeof err), LD_ERR);
     assert_null(out);
     assert_string_equal(err, want);
     assert_int_equal(live_objects(), 0);
@@ -149,7 +129,7 @@ static void check_generated(heap_obj *rec, int64_t i, uint64_t *x, const char *t
 static void generated_records_follow_the_spec_formula(void **state)
 {
     (void)state;
-    srv_state_spec spec = {.name = "customers", .kind = SRV_STATE_RECORDS, .generate = true, .count = 20, .seed = 42};
+    ld_state_spec spec = {.name = "customers", .kind = LD_STATE_RECORDS, .generate = true, .count = 20, .seed = 42};
     heap_obj *store = load_ok(spec);
     assert_int_equal(heap_type_of(store), HT_DICT);
     assert_int_equal(heap_dict_len(store), 20);
@@ -374,18 +354,18 @@ static void a_missing_file_is_reported_with_the_system_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(generated_records_follow_the_spec_formula, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_csv_table_has_typed_columns_in_header_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_csv_is_reported_with_file_line_and_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_an_int_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_share_one_str_per_column_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_a_string_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_duplicate_key_is_reported_at_its_cell, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_missing_key_column_is_an_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_float_key_column_is_an_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_json_file_becomes_heap_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_json_is_reported_with_line_and_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_missing_file_is_reported_with_the_system_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(generated_records_follow_the_spec_formula, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_csv_table_has_typed_columns_in_header_order, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(malformed_csv_is_reported_with_file_line_and_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_an_int_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_share_one_str_per_column_name, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(csv_records_are_keyed_by_a_string_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_duplicate_key_is_reported_at_its_cell, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_missing_key_column_is_an_error, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_float_key_column_is_an_error, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_json_file_becomes_heap_values, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(malformed_json_is_reported_with_line_and_column, setup_heap, teardown_heap),
+        cmocka_unit_test_setup_teardown(a_missing_file_is_reported_with_the_system_error, setup_heap, teardown_heap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,13 +13,7 @@
 
 #include "dag/value.h"
 #include "heap/gc.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    heap_init(NULL);
-    return 0;
-}
+#include "tests/support.h"
 
 static int teardown(void **state)
 {
@@ -316,7 +310,7 @@ static void the_emitter_in_pieces_writes_what_the_whole_does(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_heap, teardown)
         T(typed_conversion_accepts_and_rejects),
         T(array_input_maps_null_to_nan_and_names_bad_elements),
         T(doubles_print_as_python_repr),

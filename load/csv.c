@@ -1,7 +1,7 @@
 /* csv.c: a one-pass RFC 4180 reader and the int/float/string typing of
  * columns.  The accepted syntax, positions and typing rules are described at
- * the top of server/csv.h; the state loader that uses them is server/state.c. */
-#include "server/csv.h"
+ * the top of load/csv.h; the state loader that uses them is load/state.c. */
+#include "load/csv.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,14 +12,14 @@
 /* {  Errors and buffers                                                   */
 /* ====================================================================== */
 
-static int csv_fail(const srv_csv *p, char *err, size_t errlen, size_t line, size_t col, const char *fmt, ...)
+static int csv_fail(const ld_csv *p, char *err, size_t errlen, size_t line, size_t col, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* Writes "NAME:LINE:COL: problem" into err. */
-static int csv_fail(const srv_csv *p, char *err, size_t errlen, size_t line, size_t col, const char *fmt, ...)
+static int csv_fail(const ld_csv *p, char *err, size_t errlen, size_t line, size_t col, const char *fmt, ...)
 {
     if (!err || errlen == 0)
-        return SRV_CSV_ERR;
+        return LD_CSV_ERR;
     int n = snprintf(err, errlen, "%s:%zu:%zu: ", p->name, line, col);
     if (n >= 0 && (size_t)n < errlen) {
         va_list ap;
@@ -27,25 +27,25 @@ static int csv_fail(const srv_csv *p, char *err, size_t errlen, size_t line, siz
         vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
-    return SRV_CSV_ERR;
+    return LD_CSV_ERR;
 }
 
-static int out_of_memory(const srv_csv *p, char *err, size_t errlen)
+static int out_of_memory(const ld_csv *p, char *err, size_t errlen)
 {
     if (err && errlen)
         snprintf(err, errlen, "%s: out of memory", p->name);
-    return SRV_CSV_ERR;
+    return LD_CSV_ERR;
 }
 
-static size_t col_of(const srv_csv *p, const char *at) { return (size_t)(at - p->line_start) + 1; }
+static size_t col_of(const ld_csv *p, const char *at) { return (size_t)(at - p->line_start) + 1; }
 
 /* Makes room for one more field. */
-static bool fields_reserve(srv_csv *p)
+static bool fields_reserve(ld_csv *p)
 {
     if (p->nfields < p->fields_cap)
         return true;
     size_t cap = p->fields_cap ? p->fields_cap * 2 : 16;
-    srv_csv_field *f = realloc(p->fields, cap * sizeof *f);
+    ld_csv_field *f = realloc(p->fields, cap * sizeof *f);
     if (!f)
         return false;
     p->fields = f;
@@ -53,7 +53,7 @@ static bool fields_reserve(srv_csv *p)
     return true;
 }
 
-static bool scratch_append(srv_csv *p, const char *s, size_t n)
+static bool scratch_append(ld_csv *p, const char *s, size_t n)
 {
     if (p->scratch_cap - p->scratch_len < n) {
         size_t cap = p->scratch_cap ? p->scratch_cap : 256;
@@ -94,7 +94,7 @@ static const char *show_byte(char c, char buf[8])
 
 /* Reads one quoted field whose opening quote is at *sp; leaves *sp just
  * after the closing quote. */
-static int read_quoted(srv_csv *p, const char **sp, size_t line, size_t col, char *err, size_t errlen)
+static int read_quoted(ld_csv *p, const char **sp, size_t line, size_t col, char *err, size_t errlen)
 {
     const char *open = *sp, *end = p->end;
     const char *q = open + 1;   /* where the search for the next quote goes on */
@@ -119,7 +119,7 @@ static int read_quoted(srv_csv *p, const char **sp, size_t line, size_t col, cha
             q = run = quote + 2;
             continue;
         }
-        srv_csv_field *f = &p->fields[p->nfields++];
+        ld_csv_field *f = &p->fields[p->nfields++];
         f->line = line;
         f->col = col;
         if (escaped) {
@@ -134,13 +134,13 @@ static int read_quoted(srv_csv *p, const char **sp, size_t line, size_t col, cha
             f->esc = 0;
         }
         *sp = quote + 1;
-        return SRV_CSV_OK;
+        return LD_CSV_OK;
     }
 }
 
 /* Reads the record at the cursor into p->fields, whatever its width:
  * 1 if there was one, 0 at the end of the input. */
-static int read_record(srv_csv *p, char *err, size_t errlen)
+static int read_record(ld_csv *p, char *err, size_t errlen)
 {
     const char *s = p->p, *end = p->end;
     p->nfields = 0;
@@ -161,8 +161,8 @@ static int read_record(srv_csv *p, char *err, size_t errlen)
             return out_of_memory(p, err, errlen);
         size_t line = p->line, col = col_of(p, s);
         if (s < end && *s == '"') {
-            if (read_quoted(p, &s, line, col, err, errlen) != SRV_CSV_OK)
-                return SRV_CSV_ERR;
+            if (read_quoted(p, &s, line, col, err, errlen) != LD_CSV_OK)
+                return LD_CSV_ERR;
             escaped |= p->fields[p->nfields - 1].esc != 0;
             if (s < end && *s != ',' && *s != '\n' && !is_crlf(s, end)) {
                 char b[8];
@@ -180,7 +180,7 @@ static int read_record(srv_csv *p, char *err, size_t errlen)
                     return csv_fail(p, err, errlen, line, col_of(p, s), "quote inside an unquoted field");
                 s++; /* a CR on its own is data */
             }
-            srv_csv_field *f = &p->fields[p->nfields++];
+            ld_csv_field *f = &p->fields[p->nfields++];
             f->data = start;
             f->len = (size_t)(s - start);
             f->line = line;
@@ -212,25 +212,25 @@ static int read_record(srv_csv *p, char *err, size_t errlen)
 /* {  The reader                                                           */
 /* ====================================================================== */
 
-void srv_csv_free(srv_csv *p)
+void ld_csv_free(ld_csv *p)
 {
     free(p->fields);
     free(p->scratch);
     free(p->header);
     free(p->names);
-    *p = (srv_csv){0};
+    *p = (ld_csv){0};
 }
 
 /* Checks the header just read and keeps a copy of its names. */
-static int take_header(srv_csv *p, char *err, size_t errlen)
+static int take_header(ld_csv *p, char *err, size_t errlen)
 {
     size_t n = p->nfields, total = 0;
     for (size_t i = 0; i < n; i++) {
-        const srv_csv_field *f = &p->fields[i];
+        const ld_csv_field *f = &p->fields[i];
         if (f->len == 0)
             return csv_fail(p, err, errlen, f->line, f->col, "empty name in the header (column %zu)", i + 1);
         for (size_t j = 0; j < i; j++) {
-            const srv_csv_field *g = &p->fields[j];
+            const ld_csv_field *g = &p->fields[j];
             if (g->len == f->len && memcmp(g->data, f->data, f->len) == 0)
                 return csv_fail(p, err, errlen, f->line, f->col, "duplicate name '%.*s' in the header (columns %zu and %zu)",
                                 (int)(f->len > 80 ? 80 : f->len), f->data, j + 1, i + 1);
@@ -251,12 +251,12 @@ static int take_header(srv_csv *p, char *err, size_t errlen)
         w += p->fields[i].len + 1;
     }
     p->ncols = n;
-    return SRV_CSV_OK;
+    return LD_CSV_OK;
 }
 
-int srv_csv_open(srv_csv *p, const char *name, const char *buf, size_t len, char *err, size_t errlen)
+int ld_csv_open(ld_csv *p, const char *name, const char *buf, size_t len, char *err, size_t errlen)
 {
-    *p = (srv_csv){0};
+    *p = (ld_csv){0};
     p->name = name;
     p->buf = buf;
     p->end = buf + len;
@@ -273,17 +273,17 @@ int srv_csv_open(srv_csv *p, const char *name, const char *buf, size_t len, char
         rc = csv_fail(p, err, errlen, 1, 1, "missing header: the first line is blank");
     else if ((rc = read_record(p, err, errlen)) == 1)
         rc = take_header(p, err, errlen);
-    if (rc != SRV_CSV_OK) {
-        srv_csv_free(p);
-        return SRV_CSV_ERR;
+    if (rc != LD_CSV_OK) {
+        ld_csv_free(p);
+        return LD_CSV_ERR;
     }
     p->first = p->p;
     p->first_line_start = p->line_start;
     p->first_line = p->line;
-    return SRV_CSV_OK;
+    return LD_CSV_OK;
 }
 
-void srv_csv_rewind(srv_csv *p)
+void ld_csv_rewind(ld_csv *p)
 {
     p->p = p->first;
     p->line_start = p->first_line_start;
@@ -292,7 +292,7 @@ void srv_csv_rewind(srv_csv *p)
     p->nfields = 0;
 }
 
-int srv_csv_next(srv_csv *p, const srv_csv_field **fields, size_t *n, char *err, size_t errlen)
+int ld_csv_next(ld_csv *p, const ld_csv_field **fields, size_t *n, char *err, size_t errlen)
 {
     int rc = read_record(p, err, errlen);
     if (rc != 1)
@@ -312,14 +312,14 @@ int srv_csv_next(srv_csv *p, const srv_csv_field **fields, size_t *n, char *err,
 /* {  Types                                                                */
 /* ====================================================================== */
 
-const char *srv_csv_type_name(srv_csv_type t)
+const char *ld_csv_type_name(ld_csv_type t)
 {
     switch (t) {
-    case SRV_CSV_INT:
+    case LD_CSV_INT:
         return "int";
-    case SRV_CSV_FLOAT:
+    case LD_CSV_FLOAT:
         return "float";
-    case SRV_CSV_STR:
+    case LD_CSV_STR:
         return "string";
     }
     return "?";
@@ -327,7 +327,7 @@ const char *srv_csv_type_name(srv_csv_type t)
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-bool srv_csv_parse_int(const char *s, size_t len, int64_t *out)
+bool ld_csv_parse_int(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -375,7 +375,7 @@ static bool float_syntax(const char *s, size_t len)
     return i == len;
 }
 
-bool srv_csv_parse_float(const char *s, size_t len, double *out)
+bool ld_csv_parse_float(const char *s, size_t len, double *out)
 {
     if (!float_syntax(s, len))
         return false;
@@ -401,7 +401,7 @@ typedef struct col_seen {
     bool maybe_int, maybe_float, any_empty;
 } col_seen;
 
-int srv_csv_scan_types(srv_csv *p, srv_csv_type *types, size_t *nrows, char *err, size_t errlen)
+int ld_csv_scan_types(ld_csv *p, ld_csv_type *types, size_t *nrows, char *err, size_t errlen)
 {
     size_t ncols = p->ncols;
     col_seen *seen = malloc(ncols * sizeof *seen);
@@ -410,29 +410,29 @@ int srv_csv_scan_types(srv_csv *p, srv_csv_type *types, size_t *nrows, char *err
     for (size_t c = 0; c < ncols; c++)
         seen[c] = (col_seen){true, true, false};
 
-    const srv_csv_field *f;
+    const ld_csv_field *f;
     size_t n;
     int rc;
-    while ((rc = srv_csv_next(p, &f, &n, err, errlen)) == 1) {
+    while ((rc = ld_csv_next(p, &f, &n, err, errlen)) == 1) {
         for (size_t c = 0; c < ncols; c++) {
             col_seen *k = &seen[c];
             if (f[c].len == 0) {
                 k->any_empty = true;
                 continue;
             }
-            if (k->maybe_int && !srv_csv_parse_int(f[c].data, f[c].len, NULL))
+            if (k->maybe_int && !ld_csv_parse_int(f[c].data, f[c].len, NULL))
                 k->maybe_int = false;
             if (!k->maybe_int && k->maybe_float && !float_syntax(f[c].data, f[c].len))
                 k->maybe_float = false;
         }
     }
-    if (rc == SRV_CSV_OK) {
+    if (rc == LD_CSV_OK) {
         *nrows = (size_t)p->records;
         for (size_t c = 0; c < ncols; c++)
-            types[c] = seen[c].maybe_int && !seen[c].any_empty ? SRV_CSV_INT
-                       : seen[c].maybe_int || seen[c].maybe_float ? SRV_CSV_FLOAT
-                                                                  : SRV_CSV_STR;
-        srv_csv_rewind(p);
+            types[c] = seen[c].maybe_int && !seen[c].any_empty ? LD_CSV_INT
+                       : seen[c].maybe_int || seen[c].maybe_float ? LD_CSV_FLOAT
+                                                                  : LD_CSV_STR;
+        ld_csv_rewind(p);
     }
     free(seen);
     return rc;

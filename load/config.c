@@ -1,8 +1,10 @@
-/* config.c: reads the cowdag config file (JSON) into a srv_config, checking
+/* config.c: reads the cowdag config file (JSON) into a ld_config, checking
  * every key, type and range and naming the key in each error.  The schema,
- * its defaults and the ownership of the result are in server/config.h. */
-#include "server/config.h"
+ * its defaults and the ownership of the result are in load/config.h. */
+#include "load/config.h"
 
+#include "base/alloc.h"
+#include "base/err.h"
 #include "dag/value.h"
 
 #include <arpa/inet.h>
@@ -19,42 +21,16 @@
 #include <sys/stat.h>
 
 /* ====================================================================== */
-/* {  Memory                                                               */
+/* {  Paths                                                                */
 /* ====================================================================== */
-
-/* Running out of memory while reading a config leaves nothing sensible to
- * do, so the allocators here abort with a message instead of returning. */
-static _Noreturn void out_of_memory(void)
-{
-    fputs("cowdag: config: out of memory\n", stderr);
-    abort();
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q && n)
-        out_of_memory();
-    return q;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (!d)
-        out_of_memory();
-    return d;
-}
-
-static char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
 
 /* dir + "/" + rel, or rel itself when it is already absolute.  New string. */
 static char *join_path(const char *dir, const char *rel)
 {
     if (rel[0] == '/')
-        return xstrdup(rel);
+        return base_strdup(rel);
     size_t n = strlen(dir) + 1 + strlen(rel) + 1;
-    char *p = xrealloc(NULL, n);
+    char *p = base_realloc(NULL, n);
     snprintf(p, n, "%s/%s", dir, rel);
     return p;
 }
@@ -135,16 +111,16 @@ static const char *split_listen(const char *s, char **host, int *port)
             return "port must be between 0 and 65535";
     }
 
-    *host = xstrndup(h, hlen);
+    *host = base_strndup(h, hlen);
     *port = (int)v;
     return NULL;
 }
 
-int srv_parse_listen(const char *s, char **host, int *port)
+int ld_parse_listen(const char *s, char **host, int *port)
 {
     if (!s || !host || !port)
-        return SRV_ERR;
-    return split_listen(s, host, port) ? SRV_ERR : SRV_OK;
+        return LD_ERR;
+    return split_listen(s, host, port) ? LD_ERR : LD_OK;
 }
 
 /* }====================================================================== */
@@ -161,7 +137,7 @@ typedef struct loader {
     const char *name; /* the file, as messages call it */
     char *err;
     size_t errlen;
-    srv_config *c; /* being built; freed by the caller on error */
+    ld_config *c; /* being built; freed by the caller on error */
 } loader;
 
 /* Writes "FILE: KEY: problem" (or "FILE: problem" without a key). */
@@ -178,7 +154,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *ld, const char *ke
         else
             snprintf(ld->err, ld->errlen, "%s: %s", ld->name, msg);
     }
-    return SRV_ERR;
+    return LD_ERR;
 }
 
 /* "parent.name", or "name" at the top level; an absurdly long key (only an
@@ -212,7 +188,7 @@ static int check_keys(loader *ld, const char *parent, json_t *obj, const char *c
             return fail(ld, key, "unknown key");
         }
     }
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* A JSON integer (not a real, not a boolean) within [lo, hi]. */
@@ -227,7 +203,7 @@ static int read_int(loader *ld, const char *key, const json_t *v, int64_t lo, in
         return fail(ld, key, "must be between %" PRId64 " and %" PRId64 ", got %" PRId64, lo, hi, x);
     }
     *out = x;
-    return SRV_OK;
+    return LD_OK;
 }
 
 static int read_bool(loader *ld, const char *key, const json_t *v, bool *out)
@@ -235,7 +211,7 @@ static int read_bool(loader *ld, const char *key, const json_t *v, bool *out)
     if (!json_is_boolean(v))
         return wrong_type(ld, key, "boolean", v);
     *out = json_is_true(v);
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* A non-empty string; *out is borrowed from v. */
@@ -246,7 +222,7 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
     if (json_string_length(v) == 0)
         return fail(ld, key, "must not be empty");
     *out = json_string_value(v);
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* }====================================================================== */
@@ -269,26 +245,26 @@ static int read_listen(loader *ld, const json_t *v)
     char *host;
     int port;
     if (read_string(ld, "listen", v, &s))
-        return SRV_ERR;
+        return LD_ERR;
     if ((why = split_listen(s, &host, &port)) != NULL)
         return fail(ld, "listen", "%s in \"%s\" (expected HOST:PORT)", why, s);
     free(ld->c->listen_host);
     ld->c->listen_host = host;
     ld->c->listen_port = port;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* The scalar settings of the top level. */
 static int read_scalars(loader *ld, json_t *root)
 {
-    srv_config *c = ld->c;
+    ld_config *c = ld->c;
     const struct {
         const char *key;
         int64_t lo, hi;
         int *as_int; /* exactly one of these two is set */
         uint64_t *as_u64;
     } ints[] = {
-        {"workers", 1, 256, &c->workers, NULL},
+        {"workers", 1, LD_MAX_WORKERS, &c->workers, NULL},
         {"max_requests", 0, INT64_MAX, NULL, &c->max_requests},
         {"max_body_bytes", 1, 1073741824, NULL, &c->max_body_bytes},
         {"max_run_bytes", 1048576, INT64_MAX, NULL, &c->max_run_bytes},
@@ -305,7 +281,7 @@ static int read_scalars(loader *ld, json_t *root)
         if (!v)
             continue;
         if (read_int(ld, ints[k].key, v, ints[k].lo, ints[k].hi, &x))
-            return SRV_ERR;
+            return LD_ERR;
         if (ints[k].as_int)
             *ints[k].as_int = (int)x;
         else
@@ -314,10 +290,10 @@ static int read_scalars(loader *ld, json_t *root)
 
     json_t *v;
     if ((v = json_object_get(root, "admin")) && read_bool(ld, "admin", v, &c->admin))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(root, "access_log")) && read_bool(ld, "access_log", v, &c->access_log))
-        return SRV_ERR;
-    return SRV_OK;
+        return LD_ERR;
+    return LD_OK;
 }
 
 static int read_gc(loader *ld, json_t *obj)
@@ -328,12 +304,12 @@ static int read_gc(loader *ld, json_t *obj)
     if (!json_is_object(obj))
         return wrong_type(ld, "gc", "object", obj);
     if (check_keys(ld, "gc", obj, gc_keys))
-        return SRV_ERR;
+        return LD_ERR;
 
     if ((v = json_object_get(obj, "mode"))) {
         const char *s;
         if (read_string(ld, "gc.mode", v, &s))
-            return SRV_ERR;
+            return LD_ERR;
         if (gc_mode_parse(s, &gc->mode) != HEAP_OK)
             return fail(ld, "gc.mode", "unknown mode \"%s\" (tuned, disable or freeze)", s);
     }
@@ -347,12 +323,12 @@ static int read_gc(loader *ld, json_t *obj)
             int64_t x;
             key_index(key, "gc.thresholds", i);
             if (read_int(ld, key, json_array_get(v, i), 0, INT_MAX, &x))
-                return SRV_ERR;
+                return LD_ERR;
             gc->thresholds[i] = (int)x;
         }
     }
     if ((v = json_object_get(obj, "immortal")) && read_bool(ld, "gc.immortal", v, &gc->immortal))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(obj, "full_ratio"))) {
         if (!json_is_number(v))
             return wrong_type(ld, "gc.full_ratio", "number", v);
@@ -366,7 +342,7 @@ static int read_gc(loader *ld, json_t *obj)
     const char *why;
     if (gc_config_check(gc, &why) != HEAP_OK)
         return fail(ld, "gc", "%s", why);
-    return SRV_OK;
+    return LD_OK;
 }
 
 static bool valid_name(const char *s)
@@ -379,7 +355,7 @@ static bool valid_name(const char *s)
     return true;
 }
 
-static int read_generate(loader *ld, const char *at, json_t *obj, srv_state_spec *s)
+static int read_generate(loader *ld, const char *at, json_t *obj, ld_state_spec *s)
 {
     char key[KEY_MAX], sub[KEY_MAX];
     json_t *v;
@@ -389,35 +365,35 @@ static int read_generate(loader *ld, const char *at, json_t *obj, srv_state_spec
     if (!json_is_object(obj))
         return wrong_type(ld, key, "object", obj);
     if (check_keys(ld, key, obj, generate_keys))
-        return SRV_ERR;
+        return LD_ERR;
 
     key_join(sub, key, "count");
     if (!(v = json_object_get(obj, "count")))
         return fail(ld, sub, "required");
     if (read_int(ld, sub, v, 0, 100000000, &x))
-        return SRV_ERR;
+        return LD_ERR;
     s->count = (uint64_t)x;
 
     s->seed = 42;
     key_join(sub, key, "seed");
     if ((v = json_object_get(obj, "seed"))) {
         if (read_int(ld, sub, v, 0, INT64_MAX, &x))
-            return SRV_ERR;
+            return LD_ERR;
         s->seed = (uint64_t)x;
     }
     s->generate = true;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* Which sources each kind takes; the error names the key that is wrong, or
  * the entry when one is missing. */
-static int check_sources(loader *ld, const char *at, srv_state_kind kind, bool gen, bool csv, bool key, bool file)
+static int check_sources(loader *ld, const char *at, ld_state_kind kind, bool gen, bool csv, bool key, bool file)
 {
     char k[KEY_MAX];
     const char *bad = NULL, *why = NULL;
 
     switch (kind) {
-    case SRV_STATE_RECORDS:
+    case LD_STATE_RECORDS:
         if (file)
             bad = "file", why = "only json takes a file";
         else if (gen && csv)
@@ -429,7 +405,7 @@ static int check_sources(loader *ld, const char *at, srv_state_kind kind, bool g
         else if (csv && !key)
             bad = "key", why = "required with csv";
         break;
-    case SRV_STATE_TABLE:
+    case LD_STATE_TABLE:
         if (gen)
             bad = "generate", why = "only records take generate";
         else if (key)
@@ -439,7 +415,7 @@ static int check_sources(loader *ld, const char *at, srv_state_kind kind, bool g
         else if (!csv)
             return fail(ld, at, "table needs csv");
         break;
-    case SRV_STATE_JSON:
+    case LD_STATE_JSON:
         if (gen)
             bad = "generate", why = "only records take generate";
         else if (csv)
@@ -451,14 +427,14 @@ static int check_sources(loader *ld, const char *at, srv_state_kind kind, bool g
         break;
     }
     if (!bad)
-        return SRV_OK;
+        return LD_OK;
     key_join(k, at, bad);
     return fail(ld, k, "%s", why);
 }
 
 /* state[i]: reads into s, which the caller zeroed; s->name is set first so
  * later entries can check theirs against it. */
-static int read_state_entry(loader *ld, size_t i, json_t *e, srv_state_spec *s)
+static int read_state_entry(loader *ld, size_t i, json_t *e, ld_state_spec *s)
 {
     char at[KEY_MAX], key[KEY_MAX];
     const char *name, *kind, *csv = NULL, *col = NULL, *file = NULL;
@@ -468,76 +444,76 @@ static int read_state_entry(loader *ld, size_t i, json_t *e, srv_state_spec *s)
     if (!json_is_object(e))
         return wrong_type(ld, at, "object", e);
     if (check_keys(ld, at, e, state_keys))
-        return SRV_ERR;
+        return LD_ERR;
 
     key_join(key, at, "name");
     if (!(v = json_object_get(e, "name")))
         return fail(ld, key, "required");
     if (read_string(ld, key, v, &name))
-        return SRV_ERR;
+        return LD_ERR;
     if (!valid_name(name))
         return fail(ld, key, "\"%s\" is not a name ([A-Za-z_][A-Za-z0-9_]*)", name);
     for (size_t j = 0; j < i; j++)
         if (strcmp(ld->c->state[j].name, name) == 0)
             return fail(ld, key, "duplicate name \"%s\" (also state[%zu])", name, j);
-    s->name = xstrdup(name);
+    s->name = base_strdup(name);
 
     key_join(key, at, "kind");
     if (!(v = json_object_get(e, "kind")))
         return fail(ld, key, "required");
     if (read_string(ld, key, v, &kind))
-        return SRV_ERR;
+        return LD_ERR;
     if (strcmp(kind, "records") == 0)
-        s->kind = SRV_STATE_RECORDS;
+        s->kind = LD_STATE_RECORDS;
     else if (strcmp(kind, "table") == 0)
-        s->kind = SRV_STATE_TABLE;
+        s->kind = LD_STATE_TABLE;
     else if (strcmp(kind, "json") == 0)
-        s->kind = SRV_STATE_JSON;
+        s->kind = LD_STATE_JSON;
     else
         return fail(ld, key, "unknown kind \"%s\" (records, table or json)", kind);
 
     if ((v = json_object_get(e, "generate")) && read_generate(ld, at, v, s))
-        return SRV_ERR;
+        return LD_ERR;
     key_join(key, at, "csv");
     if ((v = json_object_get(e, "csv")) && read_string(ld, key, v, &csv))
-        return SRV_ERR;
+        return LD_ERR;
     key_join(key, at, "key");
     if ((v = json_object_get(e, "key")) && read_string(ld, key, v, &col))
-        return SRV_ERR;
+        return LD_ERR;
     key_join(key, at, "file");
     if ((v = json_object_get(e, "file")) && read_string(ld, key, v, &file))
-        return SRV_ERR;
+        return LD_ERR;
 
     if (check_sources(ld, at, s->kind, s->generate, csv != NULL, col != NULL, file != NULL))
-        return SRV_ERR;
+        return LD_ERR;
 
     /* The files need not exist yet: the state loader says so when it runs. */
     if (csv)
         s->csv = join_path(ld->c->dir, csv);
     if (col)
-        s->key = xstrdup(col);
+        s->key = base_strdup(col);
     if (file)
         s->file = join_path(ld->c->dir, file);
-    return SRV_OK;
+    return LD_OK;
 }
 
 static int read_state(loader *ld, json_t *arr)
 {
-    srv_config *c = ld->c;
+    ld_config *c = ld->c;
     if (!json_is_array(arr))
         return wrong_type(ld, "state", "array", arr);
     size_t n = json_array_size(arr);
     if (n == 0)
-        return SRV_OK;
-    /* Zeroed and counted up front, so srv_config_free can take a half-read
+        return LD_OK;
+    /* Zeroed and counted up front, so ld_config_free can take a half-read
      * array. */
-    c->state = xrealloc(NULL, n * sizeof *c->state);
+    c->state = base_realloc(NULL, n * sizeof *c->state);
     memset(c->state, 0, n * sizeof *c->state);
     c->nstate = n;
     for (size_t i = 0; i < n; i++)
         if (read_state_entry(ld, i, json_array_get(arr, i), &c->state[i]))
-            return SRV_ERR;
-    return SRV_OK;
+            return LD_ERR;
+    return LD_OK;
 }
 
 /* --- dags --------------------------------------------------------------- */
@@ -549,9 +525,9 @@ static bool has_glob_magic(const char *s) { return strpbrk(s, "*?[") != NULL; }
 static char *glob_pattern(const char *dir, const char *pat)
 {
     if (pat[0] == '/')
-        return xstrdup(pat);
+        return base_strdup(pat);
     size_t n = 2 * strlen(dir) + 1 + strlen(pat) + 1, o = 0;
-    char *out = xrealloc(NULL, n);
+    char *out = base_realloc(NULL, n);
     for (const char *p = dir; *p; p++) {
         if (strchr("*?[\\", *p))
             out[o++] = '\\';
@@ -563,28 +539,28 @@ static char *glob_pattern(const char *dir, const char *pat)
 
 /* Appends a copy of path to c->dags, resolved (realpath), so that two
  * patterns reaching one file by different spellings keep only one. */
-static void push_dag(srv_config *c, size_t *cap, const char *path)
+static void push_dag(ld_config *c, size_t *cap, const char *path)
 {
     char *real = realpath(path, NULL);
     if (c->ndags == *cap) {
         *cap = *cap ? 2 * *cap : 8;
-        c->dags = xrealloc(c->dags, *cap * sizeof *c->dags);
+        c->dags = base_realloc(c->dags, *cap * sizeof *c->dags);
     }
-    c->dags[c->ndags++] = real ? real : xstrdup(path);
+    c->dags[c->ndags++] = real ? real : base_strdup(path);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int read_dag_pattern(loader *ld, const char *key, const char *pat, size_t *cap)
 {
-    srv_config *c = ld->c;
+    ld_config *c = ld->c;
 
     /* A plain name says "this file": missing is an error, unlike a glob
      * that matches nothing. */
     if (!has_glob_magic(pat)) {
         char *path = join_path(c->dir, pat);
         struct stat st;
-        int rc = SRV_OK;
+        int rc = LD_OK;
         if (stat(path, &st) != 0)
             rc = errno == ENOENT ? fail(ld, key, "no such file: %s", path)
                                  : fail(ld, key, "cannot read %s: %s", path, strerror(errno));
@@ -609,13 +585,13 @@ static int read_dag_pattern(loader *ld, const char *key, const char *pat, size_t
     globfree(&g);
     free(full);
     if (rc == 0 || rc == GLOB_NOMATCH)
-        return SRV_OK;
+        return LD_OK;
     return fail(ld, key, "cannot expand \"%s\"%s", pat, rc == GLOB_NOSPACE ? ": out of memory" : "");
 }
 
 static int read_dags(loader *ld, json_t *arr)
 {
-    srv_config *c = ld->c;
+    ld_config *c = ld->c;
     size_t cap = 0;
 
     if (!json_is_array(arr))
@@ -625,7 +601,7 @@ static int read_dags(loader *ld, json_t *arr)
         const char *pat;
         key_index(key, "dags", i);
         if (read_string(ld, key, json_array_get(arr, i), &pat) || read_dag_pattern(ld, key, pat, &cap))
-            return SRV_ERR;
+            return LD_ERR;
     }
 
     /* Sorted, each file once. */
@@ -639,7 +615,7 @@ static int read_dags(loader *ld, json_t *arr)
             c->dags[kept++] = c->dags[i];
     }
     c->ndags = kept;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* }====================================================================== */
@@ -652,7 +628,7 @@ static int read_dags(loader *ld, json_t *arr)
  * folder when there is no path). */
 static int set_location(loader *ld, const char *path)
 {
-    char *copy = xstrdup(path ? path : "config");
+    char *copy = base_strdup(path ? path : "config");
     const char *folder = dirname(copy);
     char *dir = realpath(folder, NULL);
     if (!dir) {
@@ -661,9 +637,9 @@ static int set_location(loader *ld, const char *path)
         return rc;
     }
     free(copy);
-    ld->c->path = path ? xstrdup(path) : NULL;
+    ld->c->path = path ? base_strdup(path) : NULL;
     ld->c->dir = dir;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* Reads the sections in a fixed order; unknown keys are reported first. */
@@ -673,26 +649,26 @@ static int read_root(loader *ld, json_t *root)
     if (!json_is_object(root))
         return fail(ld, "top level", "expected object, got %s", dag_json_kind(root));
     if (check_keys(ld, "", root, top_keys))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(root, "listen")) && read_listen(ld, v))
-        return SRV_ERR;
+        return LD_ERR;
     if (read_scalars(ld, root))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(root, "gc")) && read_gc(ld, v))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(root, "state")) && read_state(ld, v))
-        return SRV_ERR;
+        return LD_ERR;
     if ((v = json_object_get(root, "dags")) && read_dags(ld, v))
-        return SRV_ERR;
-    return SRV_OK;
+        return LD_ERR;
+    return LD_OK;
 }
 
 /* Turns the parsed document (taken; NULL if jansson failed, with je saying
  * why) into *out, or leaves *out zeroed. */
-static int load_document(json_t *root, const json_error_t *je, const char *path, srv_config *out, char *err,
+static int load_document(json_t *root, const json_error_t *je, const char *path, ld_config *out, char *err,
                          size_t errlen)
 {
-    srv_config c;
+    ld_config c;
     loader ld = {.name = path ? path : "<config>", .err = err, .errlen = errlen, .c = &c};
     int rc;
 
@@ -702,20 +678,20 @@ static int load_document(json_t *root, const json_error_t *je, const char *path,
             return fail(&ld, NULL, "%s", je->text);
         if (err && errlen)
             snprintf(err, errlen, "%s:%d:%d: %s", ld.name, je->line, je->column, je->text);
-        return SRV_ERR;
+        return LD_ERR;
     }
 
-    srv_config_defaults(&c);
+    ld_config_defaults(&c);
     rc = set_location(&ld, path);
-    if (rc == SRV_OK)
+    if (rc == LD_OK)
         rc = read_root(&ld, root);
     json_decref(root);
-    if (rc != SRV_OK) {
-        srv_config_free(&c);
-        return SRV_ERR;
+    if (rc != LD_OK) {
+        ld_config_free(&c);
+        return LD_ERR;
     }
     *out = c;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* }====================================================================== */
@@ -728,10 +704,10 @@ static int load_document(json_t *root, const json_error_t *je, const char *path,
  * gets the same "expected object" message as any other wrong type. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 
-void srv_config_defaults(srv_config *c)
+void ld_config_defaults(ld_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->listen_host = xstrdup("127.0.0.1");
+    c->listen_host = base_strdup("127.0.0.1");
     c->listen_port = 8080;
     c->workers = 2;
     c->max_requests = 0;
@@ -746,12 +722,13 @@ void srv_config_defaults(srv_config *c)
     c->access_log = true;
     c->worker_priority = 0;
     c->gc = gc_default_config();
+    c->flags = (ld_overrides){.workers = -1}; /* no flags */
 }
 
 /* The file is opened here rather than by json_load_file so that a failed
  * open is told from errno, not from jansson's text (which repeats the path
  * and cuts it at 160 characters). */
-int srv_config_load(const char *path, srv_config *c, char *err, size_t errlen)
+int ld_config_load(const char *path, ld_config *c, char *err, size_t errlen)
 {
     loader ld = {.name = path ? path : "<config>", .err = err, .errlen = errlen};
     json_error_t je;
@@ -772,14 +749,14 @@ int srv_config_load(const char *path, srv_config *c, char *err, size_t errlen)
     return load_document(root, &je, path, c, err, errlen);
 }
 
-int srv_config_parse(const char *text, size_t len, const char *path, srv_config *c, char *err, size_t errlen)
+int ld_config_parse(const char *text, size_t len, const char *path, ld_config *c, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *root = json_loadb(text ? text : "", text ? len : 0, LOAD_FLAGS, &je);
     return load_document(root, &je, path, c, err, errlen);
 }
 
-void srv_config_free(srv_config *c)
+void ld_config_free(ld_config *c)
 {
     free(c->path);
     free(c->dir);
@@ -794,7 +771,77 @@ void srv_config_free(srv_config *c)
     for (size_t i = 0; i < c->ndags; i++)
         free(c->dags[i]);
     free(c->dags);
+    free((char *)c->flags.listen);
+    free((char *)c->flags.gc_mode);
     memset(c, 0, sizeof *c);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  Flags over the file                                                  */
+/* ====================================================================== */
+
+int ld_gc_mode_arg(const char *arg, gc_mode *out, char *err, size_t errlen)
+{
+    if (gc_mode_parse(arg, out) != HEAP_OK)
+        return base_errf(err, errlen, "--gc wants tuned, disable or freeze, not '%s'", arg);
+    return LD_OK;
+}
+
+static int gc_override(gc_config *gc, const ld_overrides *ov, char *err, size_t errlen)
+{
+    if (ov->gc_mode && ld_gc_mode_arg(ov->gc_mode, &gc->mode, err, errlen) != LD_OK)
+        return LD_ERR;
+    if (ov->thresholds_set)
+        memcpy(gc->thresholds, ov->thresholds, sizeof gc->thresholds);
+    if (ov->immortal)
+        gc->immortal = true;
+    if (ov->gc_mode && gc->mode != GC_FREEZE && !ov->immortal)
+        gc->immortal = false; /* --gc tuned over a freeze+immortal file */
+    const char *why;
+    if (gc_config_check(gc, &why) != HEAP_OK)
+        return base_errf(err, errlen, "%s", why);
+    return LD_OK;
+}
+
+int ld_config_override(ld_config *c, const ld_overrides *ov, char *err, size_t errlen)
+{
+    if (ov->listen) {
+        char *host;
+        int port;
+        if (ld_parse_listen(ov->listen, &host, &port) != LD_OK)
+            return base_errf(err, errlen, "--listen wants HOST:PORT, not '%s'", ov->listen);
+        free(c->listen_host);
+        c->listen_host = host;
+        c->listen_port = port;
+    }
+    if (ov->workers >= 0) {
+        if (ov->workers < 1 || ov->workers > LD_MAX_WORKERS)
+            return base_errf(err, errlen, "--workers wants 1 to %d", LD_MAX_WORKERS);
+        c->workers = ov->workers;
+    }
+    if (gc_override(&c->gc, ov, err, errlen) != LD_OK)
+        return LD_ERR;
+    if (&c->flags != ov) {
+        free((char *)c->flags.listen);
+        free((char *)c->flags.gc_mode);
+        c->flags = *ov;
+        c->flags.listen = ov->listen ? base_strdup(ov->listen) : NULL;
+        c->flags.gc_mode = ov->gc_mode ? base_strdup(ov->gc_mode) : NULL;
+    }
+    return LD_OK;
+}
+
+int ld_config_reload(const ld_config *old, ld_config *c, char *err, size_t errlen)
+{
+    if (ld_config_load(old->path, c, err, errlen) != LD_OK)
+        return LD_ERR;
+    if (ld_config_override(c, &old->flags, err, errlen) != LD_OK) {
+        ld_config_free(c);
+        return LD_ERR;
+    }
+    return LD_OK;
 }
 
 /* }====================================================================== */

@@ -1,19 +1,22 @@
-/* world.c: loads the config's DAGs and state into a srv_world
- * (server/world.h). */
-#include "server/world.h"
+/* world.c: loads the config's DAGs and state into a ld_world
+ * (load/world.h). */
+#include "load/world.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "heap/gc.h"
-#include "server/state.h"
+#include "load/state.h"
 
 static int by_name(const void *a, const void *b)
 {
     return strcmp((*(dag *const *)a)->name, (*(dag *const *)b)->name);
 }
 
-const dag *srv_world_dag(const srv_world *w, const char *name)
+const dag *ld_world_dag(const ld_world *w, const char *name)
 {
     size_t lo = 0, hi = w->ndags;
     while (lo < hi) {
@@ -37,14 +40,12 @@ static bool dag_uses_state(const dag *d, const char *state)
     return false;
 }
 
-int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy policy, srv_world *w,
+int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy policy, ld_world *w,
                    FILE *errout)
 {
-    *w = (srv_world){0};
-    const char **names = calloc(cfg->nstate ? cfg->nstate : 1, sizeof *names);
-    w->dags = calloc(cfg->ndags ? cfg->ndags : 1, sizeof *w->dags);
-    if (!names || !w->dags)
-        heap_panic("out of memory");
+    *w = (ld_world){0};
+    const char **names = base_calloc(cfg->nstate, sizeof *names);
+    w->dags = base_calloc(cfg->ndags, sizeof *w->dags);
     for (size_t i = 0; i < cfg->nstate; i++)
         names[i] = cfg->state[i].name;
 
@@ -60,49 +61,63 @@ int srv_world_load(const srv_config *cfg, const char *only_dag, srv_state_policy
         if (strcmp(w->dags[i]->name, w->dags[i - 1]->name) == 0)
             dag_errors_add(&errs, w->dags[i]->file, NULL, "DAG name '%s' is also used by %s", w->dags[i]->name,
                            w->dags[i - 1]->file);
-    const dag *only = only_dag ? srv_world_dag(w, only_dag) : NULL;
+    const dag *only = only_dag ? ld_world_dag(w, only_dag) : NULL;
     if (only_dag && !only && errs.n == 0) {
-        srv_world_free(w);
-        return SRV_NO_DAG;
+        ld_world_free(w);
+        return LD_NO_DAG;
     }
 
     /* Loading makes no garbage worth collecting: automatic collection is
      * off meanwhile (a full pass every few thousand objects would dominate
      * the load), and the caller settles once afterwards. */
-    gc_config saved = *gc_get_config();
-    gc_config loading = saved;
-    loading.mode = GC_DISABLE;
-    loading.immortal = false;
-    gc_configure(&loading);
+    gc_pause();
     w->state = heap_dict_new();
     for (size_t i = 0; i < cfg->nstate; i++) { /* every entry, to report every problem */
-        const srv_state_spec *s = &cfg->state[i];
-        if (policy == SRV_STATE_NEEDED && (!only || !dag_uses_state(only, s->name)))
+        const ld_state_spec *s = &cfg->state[i];
+        if (policy == LD_STATE_NEEDED && (!only || !dag_uses_state(only, s->name)))
             continue;
         heap_obj *value;
         char err[512];
-        if (srv_state_load(s, &value, err, sizeof err) != SRV_OK) {
+        if (ld_state_load(s, &value, err, sizeof err) != LD_OK) {
             dag_errors_add(&errs, cfg->path ? cfg->path : "config", NULL, "state[%zu] '%s': %s", i, s->name, err);
             continue;
         }
         heap_dict_set_str_new(w->state, s->name, value);
     }
-    gc_configure(&saved);
+    gc_resume();
     if (errs.n) {
         dag_errors_print(&errs, errout);
         fprintf(errout, "%zu problem%s found\n", errs.n, errs.n == 1 ? "" : "s");
         dag_errors_free(&errs);
-        srv_world_free(w);
-        return SRV_ERR;
+        ld_world_free(w);
+        return LD_ERR;
     }
-    return SRV_OK;
+    return LD_OK;
 }
 
-void srv_world_free(srv_world *w)
+int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, const json_t *req, uint64_t start_ns,
+                 uint64_t held, dag_result *res, dag_fail *f)
+{
+    uint64_t budget = cfg->max_run_bytes;
+    if (held >= budget) {
+        *f = (dag_fail){.code = "limit_exceeded"};
+        snprintf(f->message, sizeof f->message,
+                 "responses this worker is still sending hold %" PRIu64
+                 " bytes, all of max_run_bytes (%" PRIu64 "); retry when they are read",
+                 held, budget);
+        return DAG_ERR;
+    }
+    dag_run_opts opts = {.state = w->state,
+                         .max_bytes = budget - held,
+                         .deadline_ns = cfg->timeout_ms ? start_ns + (uint64_t)cfg->timeout_ms * 1000000u : 0};
+    return dag_run(d, req, &opts, res, f);
+}
+
+void ld_world_free(ld_world *w)
 {
     for (size_t i = 0; i < w->ndags; i++)
         dag_free(w->dags[i]);
     free(w->dags);
     heap_xdecref(w->state);
-    *w = (srv_world){0};
+    *w = (ld_world){0};
 }

@@ -1,5 +1,5 @@
 /* csv: an RFC 4180 reader over a text buffer, and the column typing the
- * state loader uses (server/state.h, the spec's "State" section).
+ * state loader uses (load/state.h; README.md, "The config file").
  *
  * Syntax.  Fields are separated by commas; records end with LF or CRLF, and
  * the last one may lack its newline.  A field may be quoted with '"'; inside
@@ -13,7 +13,7 @@
  * lines from 1 (a quoted field holding newlines advances it); COL counts
  * bytes from 1 within the line (the byte order mark is not counted).
  *
- * Fields.  srv_csv_next yields the record's fields as pointer and length
+ * Fields.  ld_csv_next yields the record's fields as pointer and length
  * (not NUL-terminated), valid until the next call.  They point into the
  * input, except quoted fields holding "", which are unescaped into the
  * reader's scratch buffer.  Nothing is allocated per field: the field array
@@ -32,18 +32,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SRV_CSV_OK 0
-#define SRV_CSV_ERR (-1)
+#define LD_CSV_OK 0
+#define LD_CSV_ERR (-1)
 
-typedef struct srv_csv_field {
-    const char *data; /* not NUL-terminated; valid until the next srv_csv_next */
+typedef struct ld_csv_field {
+    const char *data; /* not NUL-terminated; valid until the next ld_csv_next */
     size_t len;
     size_t line, col; /* where the field starts (its opening quote if quoted) */
     size_t esc;       /* internal: scratch offset + 1 while a record is read */
-} srv_csv_field;
+} ld_csv_field;
 
 /* A reader.  Fields other than the documented ones are private. */
-typedef struct srv_csv {
+typedef struct ld_csv {
     const char *name;       /* names the input in messages (borrowed) */
     const char *buf, *end;  /* the input (borrowed) */
     const char *body;       /* the first byte after the BOM */
@@ -54,49 +54,49 @@ typedef struct srv_csv {
     uint64_t records;       /* public: data records read so far */
 
     size_t ncols;               /* public: header width */
-    srv_csv_field *header;      /* public: the names, NUL-terminated copies */
+    ld_csv_field *header;      /* public: the names, NUL-terminated copies */
     char *names;                /* their storage */
     const char *first;          /* first byte after the header */
     const char *first_line_start;
     size_t first_line;
 
-    srv_csv_field *fields; /* the current record */
+    ld_csv_field *fields; /* the current record */
     size_t nfields, fields_cap;
     char *scratch;
     size_t scratch_len, scratch_cap;
-} srv_csv;
+} ld_csv;
 
 /* Starts reading buf[0..len) and reads the header.  `name` (borrowed, like
- * buf) names the input in messages.  On SRV_CSV_ERR err says why
+ * buf) names the input in messages.  On LD_CSV_ERR err says why
  * (empty input, a blank first line, an empty or duplicate name, bad syntax)
- * and the reader needs no srv_csv_free; otherwise it does. */
-int srv_csv_open(srv_csv *p, const char *name, const char *buf, size_t len, char *err, size_t errlen);
+ * and the reader needs no ld_csv_free; otherwise it does. */
+int ld_csv_open(ld_csv *p, const char *name, const char *buf, size_t len, char *err, size_t errlen);
 
 /* Reads the next record: 1 with *fields and *n set (n == ncols), 0 at the end,
- * SRV_CSV_ERR with err set. */
-int srv_csv_next(srv_csv *p, const srv_csv_field **fields, size_t *n, char *err, size_t errlen);
+ * LD_CSV_ERR with err set. */
+int ld_csv_next(ld_csv *p, const ld_csv_field **fields, size_t *n, char *err, size_t errlen);
 
 /* Goes back to the first record after the header. */
-void srv_csv_rewind(srv_csv *p);
+void ld_csv_rewind(ld_csv *p);
 
-void srv_csv_free(srv_csv *p);
+void ld_csv_free(ld_csv *p);
 
 /* --- types ---------------------------------------------------------------- */
 
-typedef enum srv_csv_type { SRV_CSV_INT, SRV_CSV_FLOAT, SRV_CSV_STR } srv_csv_type;
+typedef enum ld_csv_type { LD_CSV_INT, LD_CSV_FLOAT, LD_CSV_STR } ld_csv_type;
 
 /* "int" "float" "string" */
-const char *srv_csv_type_name(srv_csv_type t);
+const char *ld_csv_type_name(ld_csv_type t);
 
 /* Whether s[0..len) is a whole int64 / a decimal number as described
  * above; the value goes to *out (which may be NULL).  Decimal numbers out
  * of double's range read as +-inf (strtod's result). */
-bool srv_csv_parse_int(const char *s, size_t len, int64_t *out);
-bool srv_csv_parse_float(const char *s, size_t len, double *out);
+bool ld_csv_parse_int(const char *s, size_t len, int64_t *out);
+bool ld_csv_parse_float(const char *s, size_t len, double *out);
 
 /* Reads every record from the cursor on (checking the whole syntax), sets
- * types[0..ncols) and *nrows, then rewinds.  SRV_CSV_ERR with err set on
+ * types[0..ncols) and *nrows, then rewinds.  LD_CSV_ERR with err set on
  * the first malformed record. */
-int srv_csv_scan_types(srv_csv *p, srv_csv_type *types, size_t *nrows, char *err, size_t errlen);
+int ld_csv_scan_types(ld_csv *p, ld_csv_type *types, size_t *nrows, char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,7 @@
-/* state.c: builds the master's state in the managed heap: the spec's
- * synthetic record store, and records, tables and documents loaded from CSV
- * and JSON files (contract in server/state.h; CSV rules in server/csv.h). */
-#include "server/state.h"
+/* state.c: builds the master's state in the managed heap: the synthetic
+ * customer store, and records, tables and documents loaded from CSV
+ * and JSON files (contract in load/state.h; CSV rules in load/csv.h). */
+#include "load/state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,11 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/err.h"
 #include "dag/value.h"
-#include "server/config.h"
-#include "server/csv.h"
+#include "load/config.h"
+#include "load/csv.h"
 
-heap_obj *srv_state_generate_records(uint64_t count, uint64_t seed)
+heap_obj *ld_state_generate_records(uint64_t count, uint64_t seed)
 {
     static const char *const field[] = {"id", "name", "segment", "spend", "tags"};
     heap_obj *key[5];
@@ -37,8 +38,8 @@ heap_obj *srv_state_generate_records(uint64_t count, uint64_t seed)
         heap_dict_set_new(rec, key[1], heap_str_new(buf, (size_t)n));
         heap_dict_set_new(rec, key[2], heap_int_new((int64_t)(i % 16)));
 
-        heap_obj *spend = heap_list_new(SRV_SPEND_LEN);
-        for (int j = 0; j < SRV_SPEND_LEN; j++) {
+        heap_obj *spend = heap_list_new(LD_SPEND_LEN);
+        for (int j = 0; j < LD_SPEND_LEN; j++) {
             x = (1103515245u * x + 12345u) & 0x7fffffffu;
             heap_list_append_new(spend, heap_float_new((double)(x % 100000) / 100.0));
         }
@@ -63,18 +64,6 @@ heap_obj *srv_state_generate_records(uint64_t count, uint64_t seed)
 /* {  Loading from files                                                   */
 /* ====================================================================== */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return SRV_ERR;
-}
 
 /* Reads a whole file into a malloc'ed, NUL-terminated buffer. */
 static int read_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
@@ -83,7 +72,7 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return base_errf(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     size_t cap = 1 << 16, n = 0;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
@@ -91,7 +80,7 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
     char *buf = malloc(cap);
     if (!buf) {
         close(fd);
-        return fail(err, errlen, "%s: out of memory", path);
+        return base_errf(err, errlen, "%s: out of memory", path);
     }
     for (;;) {
         if (n + 1 >= cap) {
@@ -99,7 +88,7 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
             if (!b) {
                 free(buf);
                 close(fd);
-                return fail(err, errlen, "%s: out of memory", path);
+                return base_errf(err, errlen, "%s: out of memory", path);
             }
             buf = b;
             cap *= 2;
@@ -111,7 +100,7 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
             int e = errno;
             free(buf);
             close(fd);
-            return fail(err, errlen, "%s: %s", path, strerror(e));
+            return base_errf(err, errlen, "%s: %s", path, strerror(e));
         }
         if (r == 0)
             break;
@@ -121,31 +110,31 @@ static int read_file(const char *path, char **text, size_t *len, char *err, size
     buf[n] = '\0';
     *text = buf;
     *len = n;
-    return SRV_OK;
+    return LD_OK;
 }
 
 /* The heap value of a cell in a column of type t (the column was typed by
- * srv_csv_scan_types, so the text fits the type). */
-static heap_obj *cell_value(srv_csv_type t, const srv_csv_field *f)
+ * ld_csv_scan_types, so the text fits the type). */
+static heap_obj *cell_value(ld_csv_type t, const ld_csv_field *f)
 {
     int64_t i = 0;
     double d = NAN;
     switch (t) {
-    case SRV_CSV_INT:
-        srv_csv_parse_int(f->data, f->len, &i);
+    case LD_CSV_INT:
+        ld_csv_parse_int(f->data, f->len, &i);
         return heap_int_new(i);
-    case SRV_CSV_FLOAT:
+    case LD_CSV_FLOAT:
         if (f->len)
-            srv_csv_parse_float(f->data, f->len, &d);
+            ld_csv_parse_float(f->data, f->len, &d);
         return heap_float_new(d);
-    case SRV_CSV_STR:
+    case LD_CSV_STR:
         break;
     }
     return heap_str_new(f->data, f->len);
 }
 
 /* table + csv: one int64 array, float64 array or list of str per column. */
-static int build_table(srv_csv *p, const srv_csv_type *types, size_t nrows, heap_obj **out, char *err, size_t errlen)
+static int build_table(ld_csv *p, const ld_csv_type *types, size_t nrows, heap_obj **out, char *err, size_t errlen)
 {
     size_t ncols = p->ncols;
     heap_obj **cols = calloc(ncols, sizeof *cols);
@@ -153,41 +142,41 @@ static int build_table(srv_csv *p, const srv_csv_type *types, size_t nrows, heap
     if (!cols || !data) {
         free(cols);
         free(data);
-        return fail(err, errlen, "%s: out of memory", p->name);
+        return base_errf(err, errlen, "%s: out of memory", p->name);
     }
     for (size_t c = 0; c < ncols; c++) {
         switch (types[c]) {
-        case SRV_CSV_INT:
+        case LD_CSV_INT:
             cols[c] = heap_array_new_uninit(HD_I64, nrows);
             data[c] = heap_array_i64(cols[c]);
             break;
-        case SRV_CSV_FLOAT:
+        case LD_CSV_FLOAT:
             cols[c] = heap_array_new_uninit(HD_F64, nrows);
             data[c] = heap_array_f64(cols[c]);
             break;
-        case SRV_CSV_STR:
+        case LD_CSV_STR:
             cols[c] = heap_list_new(nrows);
             break;
         }
     }
 
-    const srv_csv_field *f;
+    const ld_csv_field *f;
     size_t n, row = 0;
     int rc;
-    while ((rc = srv_csv_next(p, &f, &n, err, errlen)) == 1 && row < nrows) {
+    while ((rc = ld_csv_next(p, &f, &n, err, errlen)) == 1 && row < nrows) {
         for (size_t c = 0; c < ncols; c++) {
             switch (types[c]) {
-            case SRV_CSV_INT:
-                srv_csv_parse_int(f[c].data, f[c].len, &((int64_t *)data[c])[row]);
+            case LD_CSV_INT:
+                ld_csv_parse_int(f[c].data, f[c].len, &((int64_t *)data[c])[row]);
                 break;
-            case SRV_CSV_FLOAT: {
+            case LD_CSV_FLOAT: {
                 double *v = &((double *)data[c])[row];
                 *v = NAN;
                 if (f[c].len)
-                    srv_csv_parse_float(f[c].data, f[c].len, v);
+                    ld_csv_parse_float(f[c].data, f[c].len, v);
                 break;
             }
-            case SRV_CSV_STR:
+            case LD_CSV_STR:
                 heap_list_append_new(cols[c], heap_str_new(f[c].data, f[c].len));
                 break;
             }
@@ -195,7 +184,7 @@ static int build_table(srv_csv *p, const srv_csv_type *types, size_t nrows, heap
         row++;
     }
     if (rc == 1 || (rc == 0 && row != nrows)) /* the input changed under us: cannot happen */
-        rc = fail(err, errlen, "%s: rows changed between passes", p->name);
+        rc = base_errf(err, errlen, "%s: rows changed between passes", p->name);
 
     heap_obj *table = NULL;
     if (rc == 0) {
@@ -211,29 +200,29 @@ static int build_table(srv_csv *p, const srv_csv_type *types, size_t nrows, heap
     free(cols);
     free(data);
     *out = table;
-    return table ? SRV_OK : SRV_ERR;
+    return table ? LD_OK : LD_ERR;
 }
 
 /* records + csv + key: {key: {name: value, ...}}, one shared str per name. */
-static int build_records(srv_csv *p, const srv_csv_type *types, size_t kcol, heap_obj **out, char *err, size_t errlen)
+static int build_records(ld_csv *p, const ld_csv_type *types, size_t kcol, heap_obj **out, char *err, size_t errlen)
 {
     size_t ncols = p->ncols;
     heap_obj **names = malloc(ncols * sizeof *names);
     if (!names)
-        return fail(err, errlen, "%s: out of memory", p->name);
+        return base_errf(err, errlen, "%s: out of memory", p->name);
     for (size_t c = 0; c < ncols; c++)
         names[c] = heap_str_new(p->header[c].data, p->header[c].len);
 
     heap_obj *store = heap_dict_new();
-    const srv_csv_field *f;
+    const ld_csv_field *f;
     size_t n;
     int rc;
-    while ((rc = srv_csv_next(p, &f, &n, err, errlen)) == 1) {
-        const srv_csv_field *kf = &f[kcol];
+    while ((rc = ld_csv_next(p, &f, &n, err, errlen)) == 1) {
+        const ld_csv_field *kf = &f[kcol];
         heap_obj *key = cell_value(types[kcol], kf);
         if (heap_dict_get(store, key)) {
             heap_decref(key);
-            rc = fail(err, errlen, "%s:%zu:%zu: duplicate key '%.*s'", p->name, kf->line, kf->col,
+            rc = base_errf(err, errlen, "%s:%zu:%zu: duplicate key '%.*s'", p->name, kf->line, kf->col,
                       (int)(kf->len > 80 ? 80 : kf->len), kf->data);
             break;
         }
@@ -252,53 +241,53 @@ static int build_records(srv_csv *p, const srv_csv_type *types, size_t kcol, hea
     free(names);
     if (rc != 0) {
         heap_decref(store);
-        return SRV_ERR;
+        return LD_ERR;
     }
     *out = store;
-    return SRV_OK;
+    return LD_OK;
 }
 
-static int load_csv(const srv_state_spec *spec, bool table, heap_obj **out, char *err, size_t errlen)
+static int load_csv(const ld_state_spec *spec, bool table, heap_obj **out, char *err, size_t errlen)
 {
     const char *path = spec->csv;
     char *text;
     size_t len;
-    if (read_file(path, &text, &len, err, errlen) != SRV_OK)
-        return SRV_ERR;
-    srv_csv p;
-    if (srv_csv_open(&p, path, text, len, err, errlen) != SRV_CSV_OK) {
+    if (read_file(path, &text, &len, err, errlen) != LD_OK)
+        return LD_ERR;
+    ld_csv p;
+    if (ld_csv_open(&p, path, text, len, err, errlen) != LD_CSV_OK) {
         free(text);
-        return SRV_ERR;
+        return LD_ERR;
     }
 
-    int rc = SRV_ERR;
+    int rc = LD_ERR;
     size_t kcol = 0, nrows = 0;
-    srv_csv_type *types = NULL;
+    ld_csv_type *types = NULL;
     if (!table) {
         while (kcol < p.ncols && strcmp(p.header[kcol].data, spec->key) != 0)
             kcol++;
         if (kcol == p.ncols) {
-            fail(err, errlen, "%s: key column '%s' not found", path, spec->key);
+            base_errf(err, errlen, "%s: key column '%s' not found", path, spec->key);
             goto done;
         }
     }
     if (!(types = malloc(p.ncols * sizeof *types))) {
-        fail(err, errlen, "%s: out of memory", path);
+        base_errf(err, errlen, "%s: out of memory", path);
         goto done;
     }
-    if (srv_csv_scan_types(&p, types, &nrows, err, errlen) != SRV_CSV_OK)
+    if (ld_csv_scan_types(&p, types, &nrows, err, errlen) != LD_CSV_OK)
         goto done;
     if (table) {
         rc = build_table(&p, types, nrows, out, err, errlen);
-    } else if (types[kcol] == SRV_CSV_FLOAT) {
-        fail(err, errlen, "%s: key column '%s' is float (keys must be int or string; an empty cell makes an int column float)",
+    } else if (types[kcol] == LD_CSV_FLOAT) {
+        base_errf(err, errlen, "%s: key column '%s' is float (keys must be int or string; an empty cell makes an int column float)",
              path, spec->key);
     } else {
         rc = build_records(&p, types, kcol, out, err, errlen);
     }
 done:
     free(types);
-    srv_csv_free(&p);
+    ld_csv_free(&p);
     free(text);
     return rc;
 }
@@ -307,49 +296,49 @@ static int load_json(const char *path, heap_obj **out, char *err, size_t errlen)
 {
     char *text;
     size_t len;
-    if (read_file(path, &text, &len, err, errlen) != SRV_OK)
-        return SRV_ERR;
+    if (read_file(path, &text, &len, err, errlen) != LD_OK)
+        return LD_ERR;
     json_error_t je;
     json_t *doc = json_loadb(text, len, JSON_DECODE_ANY, &je);
     free(text);
     if (!doc) {
         if (je.line > 0)
-            return fail(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        return fail(err, errlen, "%s: %s", path, je.text);
+            return base_errf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return base_errf(err, errlen, "%s: %s", path, je.text);
     }
     char why[256];
     int rc = dag_value_from_json(doc, DV_ANY, out, why, sizeof why);
     json_decref(doc);
     if (rc != DAG_OK)
-        return fail(err, errlen, "%s: %s", path, why);
-    return SRV_OK;
+        return base_errf(err, errlen, "%s: %s", path, why);
+    return LD_OK;
 }
 
-int srv_state_load(const srv_state_spec *spec, heap_obj **out, char *err, size_t errlen)
+int ld_state_load(const ld_state_spec *spec, heap_obj **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
     const char *name = spec->name ? spec->name : "state";
     switch (spec->kind) {
-    case SRV_STATE_RECORDS:
+    case LD_STATE_RECORDS:
         if (spec->generate) {
-            *out = srv_state_generate_records(spec->count, spec->seed);
-            return SRV_OK;
+            *out = ld_state_generate_records(spec->count, spec->seed);
+            return LD_OK;
         }
         if (spec->csv && spec->key)
             return load_csv(spec, false, out, err, errlen);
-        return fail(err, errlen, "%s: records need generate, or csv and key", name);
-    case SRV_STATE_TABLE:
+        return base_errf(err, errlen, "%s: records need generate, or csv and key", name);
+    case LD_STATE_TABLE:
         if (spec->csv)
             return load_csv(spec, true, out, err, errlen);
-        return fail(err, errlen, "%s: a table needs csv", name);
-    case SRV_STATE_JSON:
+        return base_errf(err, errlen, "%s: a table needs csv", name);
+    case LD_STATE_JSON:
         if (spec->file)
             return load_json(spec->file, out, err, errlen);
-        return fail(err, errlen, "%s: json needs file", name);
+        return base_errf(err, errlen, "%s: json needs file", name);
     }
-    return fail(err, errlen, "%s: unknown state kind %d", name, (int)spec->kind);
+    return base_errf(err, errlen, "%s: unknown state kind %d", name, (int)spec->kind);
 }
 
 /* }====================================================================== */
