@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "heap/gc.h"
+#include "heap/gc_internal.h"
 
 struct heap_state heap__state;
 
@@ -412,6 +413,54 @@ void heap_after_fork(void)
     H.stats.peak_bytes = H.stats.live_bytes;
     H.stats.inherited_frees = 0;
     gc_reset_stats();
+}
+
+/* Live bytes of an arena, from its pool headers (reads only). */
+static uint64_t arena_live_bytes(const arena *a)
+{
+    uint64_t bytes = 0;
+    for (uint32_t pi = 0; pi < a->ncarved; pi++) {
+        const pool *p = (const pool *)(a->base + (uintptr_t)pi * HEAP_POOL_SIZE);
+        if (p->nused)
+            bytes += (uint64_t)p->nused * class_size(p->sclass);
+    }
+    return bytes;
+}
+
+void heap_trim(void) { cache_drop(); }
+
+uint64_t heap_release_sealed_before(uint32_t seal)
+{
+    gc__forget_sealed_before(seal); /* first: it reads the objects */
+    uint64_t unmapped = 0;
+    for (uint32_t i = 0; i < H.narenas; i++) {
+        arena *a = &H.arenas[i];
+        if (!a->base || a->seal >= seal || a->epoch == H.epoch)
+            continue;
+        uint64_t live = arena_live_bytes(a);
+        H.stats.live_bytes -= live < H.stats.live_bytes ? live : H.stats.live_bytes;
+        arena_release((int32_t)i);
+        unmapped += HEAP_ARENA_SIZE;
+    }
+    for (large_node *n = H.large, *next; n; n = next) {
+        next = n->next;
+        if (n->seal >= seal || n->epoch == H.epoch)
+            continue;
+        if (n->prev)
+            n->prev->next = n->next;
+        else
+            H.large = n->next;
+        if (n->next)
+            n->next->prev = n->prev;
+        H.stats.large_maps--;
+        H.stats.live_bytes -= n->map_size;
+        large_unmap(n->base, n->map_size);
+        unmapped += n->map_size;
+        free(n);
+    }
+    if (H.stats.peak_bytes > H.stats.live_bytes)
+        H.stats.peak_bytes = H.stats.live_bytes;
+    return unmapped;
 }
 
 bool heap__inherited(const heap_obj *o)

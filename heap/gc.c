@@ -189,6 +189,45 @@ void gc__untrack(heap_obj *o)
 
 bool gc__collecting(void) { return G.collecting; }
 
+/* One list: the kept nodes are relinked around each run of forgotten ones;
+ * a node is written only if its neighbour changes. */
+static uint64_t forget_in(gc_link *head, uint32_t seal, uint64_t *frozen)
+{
+    uint64_t dropped = 0;
+    gc_link *kept = head;
+    for (gc_link *l = head->next; l != head; l = l->next) {
+        heap_obj *o = GC_OBJ(l);
+        if (heap__seal_of(o) < seal) {
+            if (o->flags & HF_TRACKED) { /* a dead frozen node was counted out already */
+                dropped++;
+                *frozen += (o->flags & HF_FROZEN) != 0;
+            }
+            continue;
+        }
+        if (kept->next != l) {
+            kept->next = l;
+            l->prev = kept;
+        }
+        kept = l;
+    }
+    if (kept->next != head) {
+        kept->next = head;
+        head->prev = kept;
+    }
+    return dropped;
+}
+
+uint64_t gc__forget_sealed_before(uint32_t seal)
+{
+    uint64_t dropped = 0, frozen = 0;
+    for (int i = 0; i < GC_GENERATIONS; i++)
+        dropped += forget_in(&G.gen[i].head, seal, &frozen);
+    dropped += forget_in(&G.permanent, seal, &frozen);
+    G.ntracked -= dropped;
+    G.nfrozen -= frozen;
+    return dropped;
+}
+
 /* }====================================================================== */
 
 /* ====================================================================== */

@@ -14,4 +14,11 @@ void gc__track(heap_obj *o);     /* link a fully built container */
 void gc__untrack(heap_obj *o);   /* unlink (on free) */
 bool gc__collecting(void);       /* a collection is running */
 
+/* Takes every object whose memory carries a seal before `seal` off the
+ * collector's lists, without writing to one: each run of them is cut out
+ * by relinking its two kept neighbours (so a worker forgets an older
+ * generation's objects before that memory is unmapped).  Returns how many
+ * tracked objects it dropped. */
+uint64_t gc__forget_sealed_before(uint32_t seal);
+
 #endif

@@ -118,6 +118,20 @@ void heap_after_fork(void);
  * the new seal number: memory mapped from now on carries it. */
 uint32_t heap_seal(void);
 
+/* Called in a forked worker whose generation's memory carries seals from
+ * `seal` on: gives up every inherited arena and large mapping of an
+ * earlier seal -- the older generations' state, which the worker never
+ * reads -- after taking their objects off the collector's lists, so a
+ * reload does not leave each new worker holding the old state once the
+ * master has freed it.  Nothing is written to the memory given up.
+ * Returns the bytes unmapped. */
+uint64_t heap_release_sealed_before(uint32_t seal);
+
+/* Unmaps the cache of freed large mappings (kept for reuse by the next
+ * allocations of their size): a master calls it once it has freed an old
+ * generation, whose mappings would otherwise stay resident in it alone. */
+void heap_trim(void);
+
 /* --- reference counts --------------------------------------------------- */
 
 void heap__dealloc(heap_obj *o);

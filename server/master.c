@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -248,6 +249,7 @@ static pid_t fork_worker(master *m, generation *g, int i, int *ready_fd_out, int
                          .max_requests = jittered(g->cfg.max_requests),
                          .ready_fd = pfd[1],
                          .master_pid = getpid(),
+                         .seal = g->seal,
                          .max_connections = m->max_connections};
     fflush(NULL);
     pid_t pid = fork();
@@ -432,6 +434,12 @@ static void drop_old_generations(master *m)
         drop_generation(g, 0, cur(m)->seal);
         mlog("generation %d released", g->id);
     }
+    /* The old state's large mappings, cached for reuse, and what loading
+     * took from malloc (parse trees, CSV text) go back to the system: kept,
+     * they would be resident in the master alone once the old workers are
+     * gone. */
+    heap_trim();
+    malloc_trim(0);
     heap_get_stats(&after);
     mlog("heap: %.1f MiB -> %.1f MiB mapped", (double)before.mapped_bytes / 1048576.0,
          (double)after.mapped_bytes / 1048576.0);

@@ -60,6 +60,7 @@ typedef struct srv_worker_args {
     uint64_t max_requests; /* 0: no limit; jitter already applied */
     int ready_fd;          /* written once the daemon runs, then closed; -1: none */
     pid_t master_pid;      /* the worker stops when its parent is no longer this */
+    uint32_t seal;         /* its generation's memory carries seals from this on */
     unsigned max_connections; /* open at once, from the open-files limit */
     ms_scoreboard *sb;     /* shared figures; NULL: none */
     int sb_index;          /* this worker's entry */

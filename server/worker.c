@@ -365,6 +365,13 @@ static bool turn(worker *w, const sigset_t *wait_mask)
 _Noreturn void srv_worker_main(const srv_worker_args *a)
 {
     heap_after_fork();
+    /* An older generation's state, still in the master while its workers
+     * finish, is none of this worker's: mapped here, it would stay with the
+     * worker once the master frees it (README, "Signals"). */
+    uint64_t released = heap_release_sealed_before(a->seal);
+    if (released)
+        fprintf(stderr, "cowdag[%d]: worker %d: gave up %.1f MiB of older generations' state\n", (int)getpid(),
+                a->slot, (double)released / 1048576.0);
     sigset_t wait_mask;
     worker_signals(&wait_mask);
     /* The master's death stops the worker as the master's own stop would;
