@@ -287,6 +287,21 @@ static void large_unmap(uintptr_t base, size_t ms)
     H.stats.mapped_bytes -= ms;
 }
 
+/* Takes a live mapping's node off the list and frees it (the mapping
+ * itself is the caller's to unmap or cache). */
+static void large_forget(large_node *node)
+{
+    if (node->prev)
+        node->prev->next = node->next;
+    else
+        H.large = node->next;
+    if (node->next)
+        node->next->prev = node->prev;
+    H.stats.large_maps--;
+    H.stats.live_bytes -= node->map_size;
+    free(node);
+}
+
 void heap__large_free(void *b)
 {
     large_hdr *h = (large_hdr *)b - 1;
@@ -294,15 +309,7 @@ void heap__large_free(void *b)
     size_t ms = node->map_size;
     uintptr_t base = node->base;
     bool inherited = node->epoch != H.epoch;
-    if (node->prev)
-        node->prev->next = node->next;
-    else
-        H.large = node->next;
-    if (node->next)
-        node->next->prev = node->prev;
-    free(node);
-    H.stats.large_maps--;
-    H.stats.live_bytes -= ms;
+    large_forget(node);
     if (inherited) {
         /* Our view of a mapping the master still has: drop it. */
         H.stats.inherited_frees++;
@@ -446,17 +453,11 @@ uint64_t heap_release_sealed_before(uint32_t seal)
         next = n->next;
         if (n->seal >= seal || n->epoch == H.epoch)
             continue;
-        if (n->prev)
-            n->prev->next = n->next;
-        else
-            H.large = n->next;
-        if (n->next)
-            n->next->prev = n->prev;
-        H.stats.large_maps--;
-        H.stats.live_bytes -= n->map_size;
-        large_unmap(n->base, n->map_size);
-        unmapped += n->map_size;
-        free(n);
+        uintptr_t base = n->base;
+        size_t ms = n->map_size;
+        large_forget(n);
+        large_unmap(base, ms);
+        unmapped += ms;
     }
     if (H.stats.peak_bytes > H.stats.live_bytes)
         H.stats.peak_bytes = H.stats.live_bytes;
