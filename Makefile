@@ -80,15 +80,25 @@ $(BUILD)/%.o: %.cc
 $(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
-# What the suites share (tests/support.h), linked into each of them.
+# What the suites share (tests/support.h), linked into each of them; the
+# harness of the suites that run the server (tests/server_support.h) and the
+# checker of the Prometheus text format (tests/exposition.h), linked into the
+# suites that use them.  A suite links every object among its prerequisites.
 TEST_SUPPORT_OBJ := $(BUILD)/tests-support/support.o
-$(TEST_SUPPORT_OBJ): tests/support.c
+SERVER_SUPPORT_OBJ := $(BUILD)/tests-support/server_support.o
+EXPOSITION_OBJ := $(BUILD)/tests-support/exposition.o
+PC_TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
+
+$(BUILD)/tests-support/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns: $(SERVER_SUPPORT_OBJ)
+$(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) $(TEST_SUPPORT_OBJ) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(filter %.o,$^) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
