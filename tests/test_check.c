@@ -435,7 +435,7 @@ static char *run_quiet(const char *args, int *status)
     return out;
 }
 
-/* The spec: --help and --version on every command. */
+/* Every command answers --help and --version. */
 static void test_every_command_has_help_and_version(void **state)
 {
     (void)state;

@@ -1,6 +1,7 @@
-/* tests/test_config.c: cmocka unit tests for the config loader: the spec's
- * example, the defaults, one case per kind of error (each naming its key),
- * HOST:PORT parsing, and parsing from text.  Contract in load/config.h.
+/* tests/test_config.c: cmocka unit tests for the config loader (README, "The
+ * config file"): an example config read to exact values, the defaults, one
+ * case per kind of error (each naming its key), HOST:PORT parsing, and
+ * parsing from text.  Contract in load/config.h.
  * Run from the repository root: the fixtures are under tests/fixtures/config. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1085,8 +1085,8 @@ static void check_hooks_enforce_arity_and_values(void **state)
     heap_decref(args[0]);
 }
 
-/* field(records, name) as the spec writes it, or with param name: one of
- * the two, checked when the DAG loads; column alike. */
+/* field(records, name), the name as an argument, or with param name: one
+ * of the two, checked when the DAG loads; column alike. */
 static void field_and_column_take_the_name_as_an_arg_or_a_param(void **state)
 {
     (void)state;

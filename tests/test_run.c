@@ -32,7 +32,7 @@
 #define RUN_CONFIG RUN_FIXTURES "/cowdag.json"
 #define CUSTOMERS_DAG RUN_FIXTURES "/dags/customers.json"
 
-/* The usage line, as the spec writes the command. */
+/* The usage line `cowdag run` prints for --help. */
 #define USAGE_LINE "usage: cowdag run [-c FILE] DAG [--inputs JSON|@FILE] [--overrides JSON|@FILE] [--outputs A,B]"
 
 /* How much of cowdag's output a failure message quotes. */
@@ -582,7 +582,8 @@ static void test_limit_run_bytes(void **state)
 
 /* ---- timeout_ms counts from the start of the run ---------------------------- */
 
-/* The spec's generator: customer i's spend, summed. */
+/* The customer store's generator (load/state.h; README, "The config
+ * file"): customer i's spend, summed. */
 static double customer_total(uint64_t id)
 {
     uint64_t x = CUSTOMERS_SEED;

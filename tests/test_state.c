@@ -1,7 +1,7 @@
-/* test_state: loading the master's state (load/state.h): the spec's
- * generated store, checked against the spec's formula recomputed here, and
- * records, tables and documents read from tests/fixtures/state.  CSV syntax
- * itself is tested in tests/test_csv.c. */
+/* test_state: loading the master's state (load/state.h): the generated
+ * customer store (README, "The config file"), checked against its formula
+ * in load/state.h recomputed here, and records, tables and documents read
+ * from tests/fixtures/state.  CSV syntax itself is tested in tests/test_csv.c. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,7 +97,7 @@ static void assert_keys(const heap_obj *d, const char *want)
 
 /* --- records + generate --------------------------------------------------- */
 
-/* The spec's generator, written out again from the spec's text. */
+/* The generator, written out again from its description in load/state.h. */
 static uint64_t lcg(uint64_t *x)
 {
     *x = (1103515245ull * *x + 12345ull) & 0x7fffffffull;
