@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "tests/server_support.h"
 #include "tests/support.h"
 
@@ -38,12 +39,7 @@
 /* {  Small helpers                                                        */
 /* ====================================================================== */
 
-uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+uint64_t now_ms(void) { return base_now_ms(); } /* the server's clock too */
 
 void sleep_ms(unsigned ms)
 {
@@ -1107,6 +1103,99 @@ void expect_long_run_ok(const long_run *lr)
     assert_float_equal(json_number_value(json_object_get(json_object_get(r.json, "outputs"), "total")),
                        lr->mb * 131072.0, 1e-6);
     reply_free(&r);
+}
+
+/* }====================================================================== */
+
+/* ====================================================================== */
+/* {  The state's ranges, and smaps over them                               */
+/* ====================================================================== */
+
+/* The regions as GET /admin/regions lists them. */
+int state_regions(int port, span *out, int cap)
+{
+    reply r;
+    assert_int_equal(http(port, "GET", "/admin/regions", NULL, &r), 0);
+    expect_status(&r, 200);
+    json_t *regs = json_object_get(r.json, "regions");
+    int n = 0;
+    size_t i;
+    json_t *pair;
+    json_array_foreach(regs, i, pair)
+    {
+        if (n < cap)
+            out[n++] = (span){(unsigned long long)json_integer_value(json_array_get(pair, 0)),
+                              (unsigned long long)json_integer_value(json_array_get(pair, 1))};
+    }
+    reply_free(&r);
+    return n;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The state's address ranges, from GET /admin/regions (admin configs),
+ * sorted, and touching ones joined: two regions mapped side by side with
+ * the same flags are one mapping to the kernel (smaps shows them as one). */
+int state_ranges(int port, span *out, int cap)
+{
+    int n = state_regions(port, out, cap);
+    qsort(out, (size_t)n, sizeof *out, cmp_span);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m && out[m - 1].end == out[i].start)
+            out[m - 1].end = out[i].end;
+        else
+            out[m++] = out[i];
+    }
+    return m;
+}
+
+
+static bool inside(const span *ranges, int n, unsigned long long lo, unsigned long long hi)
+{
+    for (int i = 0; i < n; i++)
+        if (lo >= ranges[i].start && hi <= ranges[i].end)
+            return true;
+    return false;
+}
+
+/* Reads /proc/PID/smaps on its own (no cowdag code): for the mappings that
+ * lie inside the ranges, resident, private and shared kB.  Fails if a
+ * mapping straddles a range's edge (then the two could not be compared). */
+void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_kb,
+                        unsigned long long *private_kb, unsigned long long *shared_kb)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    *rss_kb = *private_kb = *shared_kb = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, kb;
+        char key[64];
+        if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = inside(ranges, n, lo, hi);
+            for (int i = 0; i < n && !in; i++)
+                if (lo < ranges[i].end && hi > ranges[i].start)
+                    fail_msg("mapping %llx-%llx straddles state range %llx-%llx", lo, hi, ranges[i].start,
+                             ranges[i].end);
+            continue;
+        }
+        if (!in || sscanf(line, "%63[^:]: %llu kB", key, &kb) != 2)
+            continue;
+        if (strcmp(key, "Rss") == 0)
+            *rss_kb += kb;
+        else if (strcmp(key, "Private_Clean") == 0 || strcmp(key, "Private_Dirty") == 0)
+            *private_kb += kb;
+        else if (strcmp(key, "Shared_Clean") == 0 || strcmp(key, "Shared_Dirty") == 0)
+            *shared_kb += kb;
+    }
+    fclose(f);
 }
 
 /* }====================================================================== */

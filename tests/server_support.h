@@ -266,4 +266,26 @@ void expect_long_run_ok(const long_run *lr);
 
 /* }====================================================================== */
 
+/* ====================================================================== */
+/* {  The state's ranges, and smaps over them                               */
+/* ====================================================================== */
+
+typedef struct span {
+    unsigned long long start, end;
+} span;
+
+/* The regions of the answering worker's inherited state, as GET
+ * /admin/regions lists them (admin configs); how many. */
+int state_regions(int port, span *out, int cap);
+/* The same, sorted, and touching ones joined (the kernel shows two
+ * regions mapped side by side with the same flags as one mapping). */
+int state_ranges(int port, span *out, int cap);
+/* Reads /proc/PID/smaps on its own (no cowdag code): for the mappings that
+ * lie inside the ranges, resident, private and shared kB.  Fails if a
+ * mapping straddles a range's edge. */
+void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_kb, unsigned long long *private_kb,
+                 unsigned long long *shared_kb);
+
+/* }====================================================================== */
+
 #endif

@@ -545,6 +545,66 @@ static void reload_answers_a_connection_the_old_worker_accepted(void **state)
     T.passed = true;
 }
 
+/* Shared kB, from /proc/PID/smaps, of the mappings that overlap any of
+ * the ranges. */
+static unsigned long long shared_kb_overlapping(pid_t pid, const span *ranges, int n)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    unsigned long long shared = 0, kb;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi;
+        char key[64];
+        if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = false;
+            for (int i = 0; i < n && !in; i++)
+                in = lo < ranges[i].end && hi > ranges[i].start;
+        } else if (in && sscanf(line, "%63[^:]: %llu kB", key, &kb) == 2 &&
+                   (strcmp(key, "Shared_Clean") == 0 || strcmp(key, "Shared_Dirty") == 0)) {
+            shared += kb;
+        }
+    }
+    fclose(f);
+    return shared;
+}
+
+/* A reload's new worker gives up the old state as it starts.  The old
+ * generation is kept alive meanwhile (its worker held with SIGSTOP, so the
+ * master keeps the old state too): the old worker shares its state's pages
+ * with the master, the new worker shares not one page in those ranges. */
+static void a_new_generation_worker_holds_none_of_the_old_state(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/admin.json", 1);
+    pid_t old[MAX_PIDS], now[MAX_PIDS];
+    assert_int_equal(wait_workers(&T.srv, 1, HANG_MS, old), 1);
+    static span ranges[4096];
+    int n = state_ranges(T.srv.port, ranges, 4096); /* answered by the only worker */
+    assert_true(n > 0 && n < 4096);
+    unsigned long long before = shared_kb_overlapping(old[0], ranges, n);
+    assert_true(before > 0);
+    assert_int_equal(kill(old[0], SIGSTOP), 0); /* the old generation cannot leave */
+    assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
+    assert_true(wait_log(&T.srv, "generation 2 serving", HANG_MS)); /* the new worker is ready */
+    int k = workers_of(&T.srv, now);
+    pid_t fresh = 0;
+    for (int i = 0; i < k; i++)
+        if (now[i] != old[0])
+            fresh = now[i];
+    assert_true(fresh > 0);
+    unsigned long long after = shared_kb_overlapping(fresh, ranges, n);
+    print_message("the old state's ranges: %llu kB shared by the old worker, %llu kB by the new one\n", before, after);
+    assert_int_equal(after, 0);
+    assert_true(log_has(&T.srv, "worker 0: gave up"));
+    assert_int_equal(kill(old[0], SIGCONT), 0);
+    assert_true(wait_gone(old[0]));
+    assert_true(wait_log(&T.srv, "generation 1 released", HANG_MS));
+    T.passed = true;
+}
+
 static void broken_config_on_sighup_keeps_the_old_generation(void **state)
 {
     (void)state;
@@ -602,6 +662,7 @@ int main(void)
         STANDALONE(sigttin_adds_a_worker_and_sigttou_removes_one),
         STANDALONE(max_requests_recycles_the_worker),
         STANDALONE(broken_config_on_sighup_keeps_the_old_generation),
+        STANDALONE(a_new_generation_worker_holds_none_of_the_old_state),
         STANDALONE(recycling_worker_answers_the_connection_it_accepted),
         STANDALONE(a_stalled_client_does_not_stop_a_recycling_slot),
         STANDALONE(reload_answers_a_connection_the_old_worker_accepted),

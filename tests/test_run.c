@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "tests/support.h"
 
 #include <jansson.h>
@@ -598,12 +599,7 @@ static double customer_total(uint64_t id)
     return total;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 
 /* Loading CUSTOMERS records takes far longer than LOAD_TIMEOUT_MS; the run
  * itself takes microseconds, and must succeed. */

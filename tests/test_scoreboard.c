@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "memstats/scoreboard.h"
 
 #define ENTRY_UPDATES 200000u  /* brackets the entry-writing child makes */
@@ -33,12 +34,7 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+static uint64_t now_ms(void) { return base_now_ms(); }
 
 static int sb_setup(void **state)
 {
