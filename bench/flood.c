@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 enum {
     RAMP_MAX_MS = 5000,   /* phase 1 ends after this even if connects hang */
     RAMP_BATCH = 256,     /* connects started per loop turn while ramping */
@@ -109,12 +111,7 @@ typedef struct {
     int err_first_local; /* errno of the first local failure, for the report */
 } flood;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 
 /* The request bytes.  A drip connection sends DRIP_HEAD one byte at a time and
  * then 'a' forever: a header line that never ends. */
