@@ -43,7 +43,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ $rc -eq 0 ] || echo "conn_defense: stopped with status $rc" >&2
   [ -n "$floodpid" ] && { kill "$floodpid" 2>/dev/null || true; wait "$floodpid" 2>/dev/null || true; }
-  [ -n "$srv" ] && { stop_server || true; }
+  [ -n "$srv" ] && { stop_server 100 || true; }
   rm -rf "$tmp"
   exit $rc
 }
@@ -51,21 +51,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-stop_server() {
-  if kill -TERM "$srv" 2>/dev/null; then
-    i=0
-    while kill -0 "$srv" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -0 "$srv" 2>/dev/null && { echo "conn_defense: master $srv did not stop, SIGKILL" >&2; kill -KILL "$srv" 2>/dev/null || true; }
-  fi
-  wait "$srv" 2>/dev/null || true
-  for w in $(sed -n 's/.*worker [0-9]* started, pid \([0-9]*\),.*/\1/p' "$tmp/log" 2>/dev/null); do
-    if kill -0 "$w" 2>/dev/null && grep -q cowdag "/proc/$w/cmdline" 2>/dev/null; then
-      echo "conn_defense: worker $w outlived its master, SIGKILL" >&2
-      kill -KILL "$w" 2>/dev/null || true
-    fi
-  done
-  srv=""
-}
+. "$ROOT/bench/lib.sh" # stop_server
+BENCH=conn_defense
 
 # Server sockets on PORT in state $1 (ss state name).
 count_state() { ss -Htn state "$1" "( sport = :$PORT )" | wc -l; }

@@ -71,33 +71,8 @@ trap 'exit 143' TERM
 
 # --- the server ---------------------------------------------------------------
 
-# Every worker pid the log names still alive and still ours is killed: the
-# master is gone (or was SIGKILLed) by the time this runs.
-kill_orphans() {
-  for w in $(sed -n 's/.*worker [0-9]* started, pid \([0-9]*\),.*/\1/p' "$tmp/log" 2>/dev/null); do
-    if kill -0 "$w" 2>/dev/null && grep -q cowdag "/proc/$w/cmdline" 2>/dev/null; then
-      echo "drain: worker $w outlived its master, SIGKILL" >&2
-      kill -KILL "$w" 2>/dev/null || true
-    fi
-  done
-}
-
-# Waits up to $1 tenths of a second for the master to exit; 0 when it did.
-wait_exit() {
-  i=0
-  while kill -0 "$srv" 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.1; i=$((i + 1)); done
-  ! kill -0 "$srv" 2>/dev/null
-}
-
-stop_server() {
-  if kill -TERM "$srv" 2>/dev/null && ! wait_exit 100; then
-    echo "drain: master $srv did not stop, SIGKILL" >&2
-    kill -KILL "$srv" 2>/dev/null || true
-  fi
-  wait "$srv" 2>/dev/null || true
-  kill_orphans
-  srv=""
-}
+. "$ROOT/bench/lib.sh" # stop_server, wait_exit, kill_orphans
+BENCH=drain
 
 # Lines of the log matching the pattern $1 (grep -E).
 count_log() { grep -cE "$1" "$tmp/log" || true; }
@@ -227,7 +202,7 @@ for s in $SCENARIOS; do
   wait "$wrkpid" || true
   wrkpid=""
   if kill -0 "$srv" 2>/dev/null; then
-    stop_server
+    stop_server 100
   else # term: gone already
     wait "$srv" 2>/dev/null || true
     kill_orphans
