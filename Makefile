@@ -88,6 +88,9 @@ TEST_SUPPORT_OBJ := $(BUILD)/tests-support/support.o
 SERVER_SUPPORT_OBJ := $(BUILD)/tests-support/server_support.o
 EXPOSITION_OBJ := $(BUILD)/tests-support/exposition.o
 PC_TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
+# Kept once built: as files a pattern rule makes on the way, make would
+# delete them after the run (and say so after the tests' closing line).
+.SECONDARY: $(TEST_SUPPORT_OBJ) $(SERVER_SUPPORT_OBJ) $(EXPOSITION_OBJ)
 
 $(BUILD)/tests-support/%.o: tests/%.c
 	@mkdir -p $(dir $@)
