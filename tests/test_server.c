@@ -233,8 +233,8 @@ static void stats_and_metrics_describe_every_worker(void **state)
         assert_true(json_integer_value(json_object_get(st, "pages")) > 0);
         assert_true(json_is_real(json_object_get(st, "shared_ratio")));
         assert_true(json_is_integer(json_object_get(w, "sampled_ms_ago")));
-        /* one interval, and half of one for the sampling itself */
-        assert_true(json_integer_value(json_object_get(w, "sampled_ms_ago")) <= STATS_INTERVAL_MS * 3 / 2);
+        /* one interval, and one more for taking the sample on a loaded machine */
+        assert_true(json_integer_value(json_object_get(w, "sampled_ms_ago")) <= STATS_INTERVAL_MS * 2);
     }
     json_decref(doc);
     reply r;
