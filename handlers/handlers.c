@@ -462,7 +462,7 @@ enum MHD_Result h_access(void *cls, struct MHD_Connection *conn, const char *url
         r->t0_ns = base_now_ns();
         s->inflight++;
         if (s->on_begin)
-            s->on_begin(s->conn_arg, conn);
+            s->on_begin(s->conn_arg, conn, method, url);
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->url, sizeof r->url, "%s", url);
         *req_cls = r;

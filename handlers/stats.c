@@ -90,8 +90,9 @@ static const family families[F_COUNT] = {
         "Workers the master is configured to keep running."},
     [F_WORKERS] = {"cowdag_workers", "gauge", "status",
         "Worker processes on the scoreboard, by status (starting, ready, draining)."},
-    [F_RESTARTS] = {"cowdag_worker_restarts_total", "counter", "worker",
-        "Times the master respawned the worker of this slot."},
+    [F_RESTARTS] = {"cowdag_worker_restarts_total", "counter", "worker, reason",
+        "Times the master replaced the worker of this slot, by reason (timeout, crash, max_requests, copied, rss, "
+        "reload, scale)."},
     [F_WORKER_INFO] = {"cowdag_worker_info", "gauge", "worker, pid, status",
         "Always 1; the worker's status (starting, ready, draining)."},
     [F_WORKER_GENERATION] = {"cowdag_worker_generation", "gauge", "worker, pid",
@@ -362,10 +363,23 @@ static json_t *worker_memory_json(const ms_sample *s)
     return mem;
 }
 
-static json_t *worker_json(const ms_entry *e, uint64_t now_ms)
+/* The slot's replacements by reason: {"timeout": n, "crash": n, ...}. */
+static json_t *restarts_json(const uint64_t *by_reason)
+{
+    json_t *o = json_object();
+    for (int r = 0; o && r < MS_RESTART_REASONS; r++)
+        if (json_object_set_new(o, ms_restart_reason_name((ms_restart_reason)r), json_integer(jint(by_reason[r]))) !=
+            0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+static json_t *worker_json(const ms_entry *e, uint64_t now_ms, const uint64_t *restarts)
 {
     json_t *ago = e->mem.at_ms ? json_integer(jint(ms_since(now_ms, e->mem.at_ms))) : json_null();
-    return json_pack("{s:i, s:i, s:i, s:s, s:I, s:I, s:o, s:o, s:o}",
+    return json_pack("{s:i, s:i, s:i, s:s, s:I, s:I, s:o, s:o, s:o, s:o}",
                      "id", (int)e->slot,
                      "pid", (int)e->pid,
                      "generation", (int)e->generation,
@@ -374,14 +388,16 @@ static json_t *worker_json(const ms_entry *e, uint64_t now_ms)
                      "errors", jint(e->errors),
                      "gc", worker_gc_json(&e->gc),
                      "memory", worker_memory_json(&e->mem),
-                     "sampled_ms_ago", ago);
+                     "sampled_ms_ago", ago,
+                     "restarts", restarts_json(restarts));
 }
 
 char *h_stats_json(const h_snapshot *s)
 {
     json_t *workers = json_array();
     for (size_t i = 0; workers && i < s->nworkers; i++)
-        if (json_array_append_new(workers, worker_json(&s->workers[i], s->now_ms)) != 0) {
+        if (json_array_append_new(workers, worker_json(&s->workers[i], s->now_ms,
+                                                           s->master.restarts[s->workers[i].slot % MS_SB_SLOTS])) != 0) {
             json_decref(workers);
             workers = NULL;
         }
@@ -662,12 +678,17 @@ static void write_pool(mctx *c)
 
     put_family_head(b, F_RESTARTS);
     for (int slot = 0; slot < MS_SB_SLOTS; slot++) {
-        if (!present[slot] && s->master.restarts[slot] == 0)
+        uint64_t any = 0;
+        for (int r = 0; r < MS_RESTART_REASONS; r++)
+            any += s->master.restarts[slot][r];
+        if (!present[slot] && any == 0)
             continue;
         char w[16];
         snprintf(w, sizeof w, "%d", slot);
-        label l = {"worker", w};
-        put_u64(b, F_RESTARTS, "", &l, 1, s->master.restarts[slot]);
+        for (int r = 0; r < MS_RESTART_REASONS; r++) {
+            label l[2] = {{"worker", w}, {"reason", ms_restart_reason_name((ms_restart_reason)r)}};
+            put_u64(b, F_RESTARTS, "", l, 2, s->master.restarts[slot][r]);
+        }
     }
 }
 

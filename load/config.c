@@ -233,7 +233,7 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
 
 static const char *const top_keys[] = {
     "listen", "workers", "max_requests", "max_body_bytes", "max_run_bytes", "timeout_ms", "graceful_timeout_ms",
-    "header_timeout_ms", "keepalive_timeout_ms", "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
+    "header_timeout_ms", "keepalive_timeout_ms", "worker_timeout_ms", "max_copied_mib", "max_copied_ratio", "max_rss_mib", "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
@@ -272,6 +272,9 @@ static int read_scalars(loader *ld, json_t *root)
         {"graceful_timeout_ms", 0, 3600000, &c->graceful_timeout_ms, NULL},
         {"header_timeout_ms", 100, 3600000, &c->header_timeout_ms, NULL},
         {"keepalive_timeout_ms", 0, 3600000, &c->keepalive_timeout_ms, NULL},
+        {"worker_timeout_ms", 0, 3600000, &c->worker_timeout_ms, NULL},
+        {"max_copied_mib", 0, 1048576, NULL, &c->max_copied_mib},
+        {"max_rss_mib", 0, 1048576, NULL, &c->max_rss_mib},
         {"stats_interval_ms", 10, 3600000, &c->stats_interval_ms, NULL},
         {"worker_priority", -20, 19, &c->worker_priority, NULL},
     };
@@ -293,6 +296,14 @@ static int read_scalars(loader *ld, json_t *root)
         return LD_ERR;
     if ((v = json_object_get(root, "access_log")) && read_bool(ld, "access_log", v, &c->access_log))
         return LD_ERR;
+    if ((v = json_object_get(root, "max_copied_ratio"))) {
+        if (!json_is_number(v))
+            return wrong_type(ld, "max_copied_ratio", "number", v);
+        double r = json_number_value(v);
+        if (!(r >= 0 && r <= 1))
+            return fail(ld, "max_copied_ratio", "must be between 0 and 1, got %g", r);
+        c->max_copied_ratio = r;
+    }
     return LD_OK;
 }
 
@@ -717,6 +728,7 @@ void ld_config_defaults(ld_config *c)
     c->graceful_timeout_ms = 10000;
     c->header_timeout_ms = 10000;
     c->keepalive_timeout_ms = 5000;
+    c->worker_timeout_ms = 30000;
     c->stats_interval_ms = 1000;
     c->admin = false;
     c->access_log = true;

@@ -56,6 +56,10 @@ typedef struct ld_config {
     int timeout_ms;
     int graceful_timeout_ms;
     int header_timeout_ms;    /* a request's header arrives whole within this, however it drips */
+    int worker_timeout_ms;    /* a worker whose loop has not come back for this long is killed; 0: never */
+    uint64_t max_copied_mib;  /* recycle a worker that copied this much of the state; 0: never */
+    double max_copied_ratio;  /* ... or this share of it; 0: never */
+    uint64_t max_rss_mib;     /* ... or whose RSS grew past this; 0: never */
     int keepalive_timeout_ms; /* an idle keep-alive connection is closed after this */
     int stats_interval_ms;
     bool admin;

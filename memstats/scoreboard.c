@@ -79,6 +79,13 @@ const char *ms_status_name(ms_status s)
     return "unknown";
 }
 
+const char *ms_restart_reason_name(ms_restart_reason r)
+{
+    static const char *const names[MS_RESTART_REASONS] = {"timeout", "crash", "max_requests", "copied",
+                                                          "rss",     "reload", "scale"};
+    return (unsigned)r < MS_RESTART_REASONS ? names[r] : "unknown";
+}
+
 /* The first bucket whose bound is >= seconds: zero and negative durations
  * land in bucket 0; longer than the last bound, or NaN, in the last (+Inf). */
 int ms_hist_bucket(double seconds)

@@ -54,6 +54,23 @@ typedef enum ms_status {
 
 const char *ms_status_name(ms_status s); /* "free", "starting", "ready", "draining" */
 
+/* Why a slot's worker was replaced (cowdag_worker_restarts_total's reason
+ * label): the watchdog killed it, it died, it recycled after max_requests,
+ * after copying too much of the state or growing past max_rss_mib, a
+ * reload retired it, or SIGTTOU did. */
+typedef enum ms_restart_reason {
+    MS_RESTART_TIMEOUT,
+    MS_RESTART_CRASH,
+    MS_RESTART_MAX_REQUESTS,
+    MS_RESTART_COPIED,
+    MS_RESTART_RSS,
+    MS_RESTART_RELOAD,
+    MS_RESTART_SCALE,
+    MS_RESTART_REASONS
+} ms_restart_reason;
+
+const char *ms_restart_reason_name(ms_restart_reason r); /* "timeout", "crash", ... */
+
 /* A memory sample: process-wide figures and the inherited state's pages. */
 typedef struct ms_sample {
     ms_rollup rollup;
@@ -88,6 +105,11 @@ typedef struct ms_entry {
     uint64_t duration[MS_HIST_BUCKETS]; /* per bucket, not cumulative */
     uint64_t duration_sum_us;
     ms_gc_figures gc;
+    char serving[64];          /* "METHOD PATH" of the request under way; "" between requests */
+    uint64_t serving_since_ms; /* when it began; 0 between requests */
+    /* written by the worker's loop with an atomic store on every turn, outside
+     * any bracket: the watchdog reads it with an atomic load */
+    uint64_t beat_ms;
     /* written by the worker's sampling thread, under a counter of its own
      * on its own cache line: a sample lands while the worker's loop is
      * busy with a long run, and the two writers never share a bracket */
@@ -105,7 +127,7 @@ typedef struct ms_master {
     uint64_t state_bytes; /* heap bytes the master holds (the state) */
     uint64_t state_pages; /* resident pages of the heap's regions */
     ms_sample mem;
-    uint64_t restarts[MS_SB_SLOTS]; /* respawns per slot */
+    uint64_t restarts[MS_SB_SLOTS][MS_RESTART_REASONS]; /* replacements per slot, by reason */
 } ms_master;
 
 typedef struct ms_scoreboard {

@@ -181,6 +181,7 @@ typedef struct slot {
     unsigned quick_deaths; /* in a row, each within 1 s of its start */
     uint64_t respawn_at;   /* when it may start again */
     bool disabled;         /* failed at start-up: not respawned */
+    bool timed_out;        /* the watchdog killed it */
 } slot;
 
 typedef struct retiring {
@@ -216,6 +217,8 @@ typedef struct master {
     uint64_t next_sample;
     int pending[MAX_WORKERS]; /* ready pipes not yet read: children close them */
     int npending;
+    pid_t mem_recycling;              /* the worker last retired for its memory, while it drains */
+    uint64_t mem_recycle_not_before; /* the next may retire from then on */
 } master;
 
 static generation *cur(master *m) { return &m->gens[m->current]; }
@@ -286,11 +289,6 @@ static pid_t fork_worker(master *m, generation *g, int i, int *ready_fd_out, int
 static void spawn(master *m, int i)
 {
     slot *s = &m->slots[i];
-    if (s->spawned && m->sb) {
-        ms_sb_write_begin(&m->sb->master.seq);
-        m->sb->master.restarts[i]++;
-        ms_sb_write_end(&m->sb->master.seq);
-    }
     int sbi = -1;
     pid_t pid = fork_worker(m, cur(m), i, NULL, &sbi);
     if (pid < 0) {
@@ -304,6 +302,16 @@ static void spawn(master *m, int i)
  * left, logging it, exiting 0); the master's SIGKILL is the backstop for
  * one that cannot, this much later, so it does not cut that exit short. */
 enum { KILL_MARGIN_MS = 1000 };
+
+/* Counts a replacement of slot i's worker, by reason (/stats, /metrics). */
+static void count_restart(master *m, int i, ms_restart_reason why)
+{
+    if (!m->sb || i < 0 || i >= MS_SB_SLOTS)
+        return;
+    ms_sb_write_begin(&m->sb->master.seq);
+    m->sb->master.restarts[i][why]++;
+    ms_sb_write_end(&m->sb->master.seq);
+}
 
 static void retire(master *m, pid_t pid, int sb_index, int generation, int sig)
 {
@@ -379,6 +387,9 @@ static void reap(master *m)
                 else
                     mlog("worker %d (pid %d) exited normally (recycled); respawning", i, (int)pid);
             } else {
+                if (!s->timed_out) /* counted when the watchdog struck */
+                    count_restart(m, i, MS_RESTART_CRASH);
+                s->timed_out = false;
                 s->quick_deaths = now - s->started_ms < 1000 ? s->quick_deaths + 1 : 0;
                 uint64_t delay = s->quick_deaths ? 100u << (s->quick_deaths < 7 ? s->quick_deaths - 1 : 6) : 0;
                 s->respawn_at = now + delay;
@@ -593,6 +604,7 @@ static void reload(master *m)
         slot *s = &m->slots[i];
         if (s->pid) {
             retire(m, s->pid, s->sb_index, s->generation, SIGTERM);
+            count_restart(m, i, MS_RESTART_RELOAD);
             nold++;
         }
         *s = (slot){.sb_index = -1};
@@ -713,8 +725,10 @@ static void scale(master *m)
         sig_ttou--;
         if (m->nslots > 1) {
             slot *s = &m->slots[m->nslots - 1];
-            if (s->pid)
+            if (s->pid) {
                 retire(m, s->pid, s->sb_index, s->generation, SIGTERM);
+                count_restart(m, m->nslots - 1, MS_RESTART_SCALE);
+            }
             *s = (slot){.sb_index = -1};
             m->nslots--;
             mlog("SIGTTOU: %d workers", m->nslots);
@@ -789,8 +803,95 @@ static void replace_recycling(master *m, uint64_t now)
         if (s->pid && ms_sb_status(m->sb, s->sb_index) == MS_DRAINING) {
             mlog("worker %d (pid %d) is recycling; starting its replacement", i, (int)s->pid);
             retire(m, s->pid, s->sb_index, s->generation, 0);
+            count_restart(m, i, MS_RESTART_MAX_REQUESTS);
             *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
         }
+    }
+}
+
+/* The watchdog: a worker whose loop has not come back for
+ * worker_timeout_ms -- an op stuck in a loop, a stopped process -- is
+ * killed and respawned.  A request may run for timeout_ms without the loop
+ * coming back, so one under way has that much more.  The sampling thread
+ * is no beat: only the loop writes beat_ms. */
+static void watchdog(master *m, uint64_t now, uint64_t *wake)
+{
+    uint64_t limit = (uint64_t)cur(m)->cfg.worker_timeout_ms;
+    if (!limit || !m->sb)
+        return;
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        if (!s->pid || s->sb_index < 0 || ms_sb_status(m->sb, s->sb_index) != MS_READY)
+            continue;
+        uint64_t beat = __atomic_load_n(&m->sb->entries[s->sb_index].beat_ms, __ATOMIC_RELAXED);
+        if (!beat)
+            continue; /* not serving yet */
+        ms_entry e;
+        bool read = ms_sb_read_entry(m->sb, s->sb_index, &e);
+        uint64_t allowed = limit + (read && e.serving_since_ms ? (uint64_t)cur(m)->cfg.timeout_ms : 0);
+        if (now < beat + allowed) {
+            if (beat + allowed < *wake)
+                *wake = beat + allowed;
+            continue;
+        }
+        mlog("worker %d (pid %d) has not come back to its loop for %llu ms (%s%s): SIGKILL", i, (int)s->pid,
+             (unsigned long long)(now - beat), read && e.serving[0] ? "serving " : "idle",
+             read ? e.serving : "");
+        kill(s->pid, SIGKILL);
+        s->timed_out = true;
+        count_restart(m, i, MS_RESTART_TIMEOUT);
+    }
+}
+
+/* Recycling on memory: a worker that has copied more of the inherited
+ * state than max_copied_mib or max_copied_ratio allow, or whose RSS passed
+ * max_rss_mib, retires as a reload's workers do (answering all it has) and
+ * a fresh one forks from the master's still-shared pages.  One at a time:
+ * the next may retire once that one has gone and a sampling interval, with
+ * jitter, has passed, so workers never all recycle together. */
+static void recycle_on_memory(master *m, uint64_t now)
+{
+    const ld_config *c = &cur(m)->cfg;
+    if ((!c->max_copied_mib && c->max_copied_ratio <= 0 && !c->max_rss_mib) || !m->sb ||
+        now < m->mem_recycle_not_before)
+        return;
+    for (int r = 0; r < m->nretiring; r++)
+        if (m->retiring[r].pid == m->mem_recycling)
+            return; /* the last one is still draining */
+    for (int i = 0; i < m->nslots; i++) {
+        slot *s = &m->slots[i];
+        ms_entry e;
+        if (!s->pid || s->sb_index < 0 || !ms_sb_read_entry(m->sb, s->sb_index, &e) || e.status != MS_READY ||
+            !e.mem.at_ms)
+            continue;
+        double copied_mib = (double)e.mem.state.private_pages * 4096.0 / 1048576.0;
+        double ratio = e.mem.state.pages ? (double)e.mem.state.private_pages / (double)e.mem.state.pages : 0;
+        double rss_mib = (double)e.mem.rollup.rss_bytes / 1048576.0;
+        ms_restart_reason why;
+        char what[128];
+        if (c->max_copied_mib && copied_mib > (double)c->max_copied_mib) {
+            why = MS_RESTART_COPIED;
+            snprintf(what, sizeof what, "copied %.1f MiB of the state, past max_copied_mib %llu", copied_mib,
+                     (unsigned long long)c->max_copied_mib);
+        } else if (c->max_copied_ratio > 0 && ratio > c->max_copied_ratio) {
+            why = MS_RESTART_COPIED;
+            snprintf(what, sizeof what, "copied %.1f%% of the state, past max_copied_ratio %g", 100 * ratio,
+                     c->max_copied_ratio);
+        } else if (c->max_rss_mib && rss_mib > (double)c->max_rss_mib) {
+            why = MS_RESTART_RSS;
+            snprintf(what, sizeof what, "RSS %.1f MiB, past max_rss_mib %llu", rss_mib,
+                     (unsigned long long)c->max_rss_mib);
+        } else {
+            continue;
+        }
+        mlog("worker %d (pid %d) %s; recycling it", i, (int)s->pid, what);
+        m->mem_recycling = s->pid;
+        retire(m, s->pid, s->sb_index, s->generation, SIGTERM);
+        count_restart(m, i, why);
+        *s = (slot){.sb_index = -1, .spawned = true, .respawn_at = now};
+        uint64_t interval = (uint64_t)c->stats_interval_ms;
+        m->mem_recycle_not_before = now + interval + (uint64_t)random() % (interval + 1);
+        return;
     }
 }
 
@@ -901,6 +1002,8 @@ int srv_serve(ld_config *cfg)
         uint64_t now = base_now_ms(), wake = now + 1000;
         if (!m.stopping) {
             replace_recycling(&m, now);
+            recycle_on_memory(&m, now);
+            watchdog(&m, now, &wake);
             if (cur(&m)->cfg.max_requests)
                 wake = now + 100; /* to notice recycling workers promptly */
             if (!spawn_due(&m, now, &wake)) {

@@ -174,8 +174,31 @@ typedef struct worker {
     uint64_t full_until_ms;  /* at the connection limit: no accepts before this */
 } worker;
 
-static void conn_begin(void *arg, struct MHD_Connection *c) { srv_conns_begin(arg, c); }
-static void conn_end(void *arg, struct MHD_Connection *c) { srv_conns_end(arg, c); }
+/* A request begins / ends on a connection: the connection table's state,
+ * and what the worker is serving, for the watchdog's log line. */
+static void conn_begin(void *arg, struct MHD_Connection *c, const char *method, const char *url)
+{
+    worker *w = arg;
+    srv_conns_begin(w->conns, c);
+    if (!w->b.e)
+        return;
+    ms_sb_write_begin(&w->b.e->seq);
+    snprintf(w->b.e->serving, sizeof w->b.e->serving, "%s %s", method, url);
+    w->b.e->serving_since_ms = base_now_ms();
+    ms_sb_write_end(&w->b.e->seq);
+}
+
+static void conn_end(void *arg, struct MHD_Connection *c)
+{
+    worker *w = arg;
+    srv_conns_end(w->conns, c);
+    if (!w->b.e || !w->b.e->serving_since_ms)
+        return;
+    ms_sb_write_begin(&w->b.e->seq);
+    w->b.e->serving[0] = '\0';
+    w->b.e->serving_since_ms = 0;
+    ms_sb_write_end(&w->b.e->seq);
+}
 
 /* The daemon, its epoll fd, the connection table and the sampler; exits
  * with SRV_EXIT_FATAL when the daemon cannot start.  libmicrohttpd's own
@@ -193,7 +216,7 @@ static void start_daemon(worker *w)
                        .on_request_arg = &w->b,
                        .on_begin = conn_begin,
                        .on_end = conn_end,
-                       .conn_arg = w->conns,
+                       .conn_arg = w,
                        .stats_json = w->b.sb ? stats_json : NULL,
                        .metrics_text = w->b.sb ? metrics_text : NULL,
                        .stats_arg = &w->b};
@@ -330,6 +353,8 @@ static void accept_one(worker *w)
  * daemon, and close what is past its deadline.  False on a poll error. */
 static bool turn(worker *w, const sigset_t *wait_mask)
 {
+    if (w->b.e) /* the watchdog's beat: the loop came back */
+        __atomic_store_n(&w->b.e->beat_ms, base_now_ms(), __ATOMIC_RELAXED);
     publish_gc(&w->b, w->sampler, &w->samples_seen);
     long ms = 50; /* the loop wakes at least this often to publish samples */
     bool acc = accepting(w, &ms);

@@ -988,8 +988,13 @@ void loop_wait_answers(test_ctx *c, int n)
  * text `to` in place of `from` (which must be there); *cfg gets its path. */
 void edited_fixture_config(const char *from, const char *to, char *cfg, size_t cap)
 {
+    edited_fixture("cowdag.json", from, to, cfg, cap);
+}
+
+void edited_fixture(const char *name, const char *from, const char *to, char *cfg, size_t cap)
+{
     copy_fixtures(&T);
-    tmp_path(&T, "cowdag.json", cfg, cap);
+    tmp_path(&T, name, cfg, cap);
     char *text = slurp(cfg, NULL), *at = text ? strstr(text, from) : NULL;
     assert_non_null(at);
     char *edited = dup_printf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));

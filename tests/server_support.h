@@ -219,6 +219,8 @@ void tmp_path(const test_ctx *c, const char *rel, char *out, size_t cap);
 /* Copies the fixtures to T's folder and writes into its cowdag.json the
  * text `to` in place of `from` (which must be there); *cfg gets its path. */
 void edited_fixture_config(const char *from, const char *to, char *cfg, size_t cap);
+/* The same for the fixture config `name` (tuned.json, ...). */
+void edited_fixture(const char *name, const char *from, const char *to, char *cfg, size_t cap);
 
 /* A child that sends POST /dags/version/run on a new connection each time
  * until told to stop (or `limit` requests), counting successes, failures

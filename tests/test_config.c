@@ -97,6 +97,10 @@ static void test_spec_example_parses_to_exact_values(void **state)
     assert_int_equal(c.graceful_timeout_ms, 10000);
     assert_int_equal(c.header_timeout_ms, 10000);   /* not in the file: the default */
     assert_int_equal(c.keepalive_timeout_ms, 5000); /* not in the file: the default */
+    assert_int_equal(c.worker_timeout_ms, 30000);   /* and the recycling limits, off */
+    assert_int_equal(c.max_copied_mib, 0);
+    assert_true(c.max_copied_ratio == 0);
+    assert_int_equal(c.max_rss_mib, 0);
     assert_int_equal(c.stats_interval_ms, 1000);
     assert_false(c.admin);
     assert_true(c.access_log); /* not in the file: the default */
@@ -263,6 +267,10 @@ static void test_range_limits_of_each_integer_setting(void **state)
     assert_parse_fails("{\"timeout_ms\": 0}", "timeout_ms: must be between 1 and 3600000, got 0");
     assert_parse_fails("{\"graceful_timeout_ms\": 3600001}",
                        "graceful_timeout_ms: must be between 0 and 3600000, got 3600001");
+    assert_parse_fails("{\"worker_timeout_ms\": -1}", "worker_timeout_ms: must be between 0 and 3600000, got -1");
+    assert_parse_fails("{\"max_copied_ratio\": 1.5}", "max_copied_ratio: must be between 0 and 1, got 1.5");
+    assert_parse_fails("{\"max_copied_ratio\": \"half\"}", "max_copied_ratio: expected number, got string");
+    assert_parse_fails("{\"max_rss_mib\": -5}", "max_rss_mib: must be between 0 and 1048576, got -5");
     assert_parse_fails("{\"header_timeout_ms\": 99}", "header_timeout_ms: must be between 100 and 3600000, got 99");
     assert_parse_fails("{\"keepalive_timeout_ms\": -1}",
                        "keepalive_timeout_ms: must be between 0 and 3600000, got -1");

@@ -110,6 +110,10 @@ static size_t entry_refs(ms_entry *e, bool identity, fref *refs)
     REF(e->gc.tracked);
     REF(e->gc.frozen);
     REF(e->gc.objects);
+    for (size_t j = 0; j < sizeof e->serving; j += 8)
+        refs[n++] = (fref){&e->serving[j], 8};
+    REF(e->serving_since_ms);
+    REF(e->beat_ms);
     return n; /* the memory sample is a part of its own: mem_refs */
 }
 
@@ -128,15 +132,16 @@ static size_t master_refs(ms_master *x, fref *refs)
     REF(x->state_bytes);
     REF(x->state_pages);
     n = sample_refs(&x->mem, refs, n);
-    REF_ARRAY(x->restarts);
+    REF(x->restarts); /* the whole table, one word at a time (set_refs) */
     return n;
 }
 
 static void set_refs(const fref *refs, size_t n, uint64_t k)
 {
     for (size_t i = 0; i < n; i++) {
-        if (refs[i].size == 8) {
-            memcpy(refs[i].p, &k, 8);
+        if (refs[i].size % 8 == 0) { /* a word, or a table of them */
+            for (size_t w = 0; w < refs[i].size; w += 8)
+                memcpy((char *)refs[i].p + w, &k, 8);
         } else if (refs[i].size == 4) {
             int32_t v = (int32_t)(uint32_t)k;
             memcpy(refs[i].p, &v, 4);
@@ -152,9 +157,11 @@ static bool refs_hold(const fref *refs, size_t n, uint64_t k)
 {
     for (size_t i = 0; i < n; i++) {
         uint64_t v = 0, want;
-        if (refs[i].size == 8) {
-            memcpy(&v, refs[i].p, 8);
+        if (refs[i].size % 8 == 0) { /* every word of it */
             want = k;
+            v = k;
+            for (size_t w = 0; w < refs[i].size && v == want; w += 8)
+                memcpy(&v, (const char *)refs[i].p + w, 8);
         } else if (refs[i].size == 4) {
             uint32_t w;
             memcpy(&w, refs[i].p, 4);
@@ -498,8 +505,8 @@ static void test_master_part_read(void **state)
     x->mem.rollup.rss_bytes = 5000;
     x->mem.state.shared_pages = 17;
     x->mem.at_ms = 123;
-    x->restarts[0] = 1;
-    x->restarts[MS_SB_SLOTS - 1] = 9;
+    x->restarts[0][MS_RESTART_CRASH] = 1;
+    x->restarts[MS_SB_SLOTS - 1][MS_RESTART_SCALE] = 9;
     ms_sb_write_end(&x->seq);
 
     assert_true(ms_sb_read_master(sb, &m));
@@ -515,9 +522,10 @@ static void test_master_part_read(void **state)
     assert_int_equal(m.mem.rollup.rss_bytes, 5000);
     assert_int_equal(m.mem.state.shared_pages, 17);
     assert_int_equal(m.mem.at_ms, 123);
-    assert_int_equal(m.restarts[0], 1);
-    assert_int_equal(m.restarts[1], 0);
-    assert_int_equal(m.restarts[MS_SB_SLOTS - 1], 9);
+    assert_int_equal(m.restarts[0][MS_RESTART_CRASH], 1);
+    assert_int_equal(m.restarts[0][MS_RESTART_TIMEOUT], 0);
+    assert_int_equal(m.restarts[1][MS_RESTART_CRASH], 0);
+    assert_int_equal(m.restarts[MS_SB_SLOTS - 1][MS_RESTART_SCALE], 9);
 
     /* the master part is apart from the entries */
     ms_entry e;
@@ -581,8 +589,8 @@ static void test_field_lists_cover_every_byte(void **state)
     assert_true(n <= MAX_REFS);
     /* the worker's part, up to the memory part's counter, which starts a
      * cache line: the padding before it */
-    assert_refs_cover(&e, offsetof(ms_entry, mem_seq), sizeof e.seq, refs, n, offsetof(ms_entry, gc) + sizeof e.gc,
-                      offsetof(ms_entry, mem_seq));
+    assert_refs_cover(&e, offsetof(ms_entry, mem_seq), sizeof e.seq, refs, n,
+                      offsetof(ms_entry, beat_ms) + sizeof e.beat_ms, offsetof(ms_entry, mem_seq));
     /* the memory part, after its counter; entries are cache-line aligned:
      * the padding after the last field */
     n = mem_refs(&e, refs);

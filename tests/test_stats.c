@@ -107,8 +107,8 @@ static void fill_scoreboard(ms_scoreboard *sb)
     m->state_bytes = 123456789;
     m->state_pages = 30141;
     fill_sample(&m->mem, 500, NOW_MS - 1000);
-    m->restarts[0] = 2; /* slot 0 is in use */
-    m->restarts[5] = 1; /* slot 5 is not, but has respawned */
+    m->restarts[0][MS_RESTART_CRASH] = 2;  /* slot 0 is in use */
+    m->restarts[5][MS_RESTART_RELOAD] = 1; /* slot 5 is not, but was replaced */
 
     fill_entry(&sb->entries[IDX_NEW], 0, 2, 2001, MS_READY, 2000);
     fill_sample(&sb->entries[IDX_NEW].mem, 2000, NOW_MS - 2500);
@@ -195,7 +195,7 @@ static void snapshot_reports_a_torn_master_as_zeros(void **state)
     f->sb->master.seq = 3;
     h_snapshot_take(f->sb, f->snap);
     assert_int_equal(f->snap->master.pid, 0);
-    assert_int_equal(f->snap->master.restarts[0], 0);
+    assert_int_equal(f->snap->master.restarts[0][MS_RESTART_CRASH], 0);
     assert_int_equal(f->snap->nworkers, NORDER);
 }
 
@@ -302,7 +302,12 @@ static void stats_workers_have_the_spec_fields_and_values(void **state)
     for (int i = 0; i < NORDER; i++) {
         const ms_entry *e = entry(f, order[i]);
         json_t *w = json_array_get(ws, (size_t)i);
-        assert_int_equal(json_object_size(w), 9); /* id ... sampled_ms_ago */
+        assert_int_equal(json_object_size(w), 10); /* id ... sampled_ms_ago, restarts */
+        json_t *rs = member(w, "restarts");
+        assert_int_equal(json_object_size(rs), MS_RESTART_REASONS);
+        for (int r = 0; r < MS_RESTART_REASONS; r++)
+            assert_uint_member(rs, ms_restart_reason_name((ms_restart_reason)r),
+                               f->sb->master.restarts[e->slot][r]);
         assert_uint_member(w, "id", (uint64_t)e->slot);
         assert_uint_member(w, "pid", (uint64_t)e->pid);
         assert_uint_member(w, "generation", (uint64_t)e->generation);
@@ -501,12 +506,15 @@ static void metrics_hold_the_master_and_pool_figures(void **state)
     assert_true(VALUE(&x, "cowdag_workers", "status", "ready") == 2);
     assert_true(VALUE(&x, "cowdag_workers", "status", "draining") == 1);
     assert_int_equal(count_samples(&x, "cowdag_workers"), 3);
-    /* slots in use (0, 1, 2) and slots that ever respawned (5) */
-    assert_int_equal(count_samples(&x, "cowdag_worker_restarts_total"), 4);
-    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "0") == 2);
-    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "1") == 0);
-    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "2") == 0);
-    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "5") == 1);
+    /* slots in use (0, 1, 2) and slots that were ever replaced (5), each
+     * with every reason */
+    assert_int_equal(count_samples(&x, "cowdag_worker_restarts_total"), 4 * MS_RESTART_REASONS);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "0", "reason", "crash") == 2);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "0", "reason", "timeout") == 0);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "1", "reason", "crash") == 0);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "2", "reason", "scale") == 0);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "5", "reason", "reload") == 1);
+    assert_true(VALUE(&x, "cowdag_worker_restarts_total", "worker", "5", "reason", "crash") == 0);
     expo_free(&x);
     free(text);
 }
@@ -714,7 +722,7 @@ static void metrics_of_many_workers_keep_families_contiguous(void **state)
     assert_true(strlen(text) > 1000000);
     parse_ok(text, &x);
     assert_int_equal(count_samples(&x, "cowdag_worker_info"), 303);
-    assert_int_equal(count_samples(&x, "cowdag_worker_restarts_total"), MS_SB_SLOTS);
+    assert_int_equal(count_samples(&x, "cowdag_worker_restarts_total"), MS_SB_SLOTS * MS_RESTART_REASONS);
     assert_int_equal(count_samples(&x, "cowdag_request_duration_seconds_count"), 303);
     /* sorted: the first worker_info sample is slot 0's oldest generation */
     const psample *first = NULL;
