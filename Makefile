@@ -4,9 +4,9 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson fmt
+PKGS    := libmicrohttpd jansson fmt libsystemd
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsystemd-dev systemd prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build
@@ -96,7 +96,7 @@ $(BUILD)/tests-support/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns: $(SERVER_SUPPORT_OBJ)
+$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns $(BUILD)/tests/test_listen: $(SERVER_SUPPORT_OBJ)
 $(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)

@@ -116,6 +116,31 @@ static const char *split_listen(const char *s, char **host, int *port)
     return NULL;
 }
 
+/* listen = "HOST:PORT", or "unix:PATH" for a proxy on the same machine (a
+ * relative path resolves against `dir`, when given).  NULL, or what is
+ * wrong. */
+static const char *set_listen(ld_config *c, const char *s, const char *dir)
+{
+    if (strncmp(s, "unix:", 5) == 0) {
+        if (!s[5])
+            return "empty path after unix:";
+        free(c->listen_unix);
+        c->listen_unix = dir ? join_path(dir, s + 5) : base_strdup(s + 5);
+        return NULL;
+    }
+    char *host;
+    int port;
+    const char *why = split_listen(s, &host, &port);
+    if (why)
+        return why;
+    free(c->listen_host);
+    c->listen_host = host;
+    c->listen_port = port;
+    free(c->listen_unix);
+    c->listen_unix = NULL;
+    return NULL;
+}
+
 int ld_parse_listen(const char *s, char **host, int *port)
 {
     if (!s || !host || !port)
@@ -242,15 +267,10 @@ static const char *const generate_keys[] = {"count", "seed", NULL};
 static int read_listen(loader *ld, const json_t *v)
 {
     const char *s, *why;
-    char *host;
-    int port;
     if (read_string(ld, "listen", v, &s))
         return LD_ERR;
-    if ((why = split_listen(s, &host, &port)) != NULL)
-        return fail(ld, "listen", "%s in \"%s\" (expected HOST:PORT)", why, s);
-    free(ld->c->listen_host);
-    ld->c->listen_host = host;
-    ld->c->listen_port = port;
+    if ((why = set_listen(ld->c, s, ld->c->dir)) != NULL)
+        return fail(ld, "listen", "%s in \"%s\" (expected HOST:PORT or unix:PATH)", why, s);
     return LD_OK;
 }
 
@@ -773,6 +793,7 @@ void ld_config_free(ld_config *c)
     free(c->path);
     free(c->dir);
     free(c->listen_host);
+    free(c->listen_unix);
     for (size_t i = 0; i < c->nstate; i++) {
         free(c->state[i].name);
         free(c->state[i].csv);
@@ -819,15 +840,8 @@ static int gc_override(gc_config *gc, const ld_overrides *ov, char *err, size_t 
 
 int ld_config_override(ld_config *c, const ld_overrides *ov, char *err, size_t errlen)
 {
-    if (ov->listen) {
-        char *host;
-        int port;
-        if (ld_parse_listen(ov->listen, &host, &port) != LD_OK)
-            return base_errf(err, errlen, "--listen wants HOST:PORT, not '%s'", ov->listen);
-        free(c->listen_host);
-        c->listen_host = host;
-        c->listen_port = port;
-    }
+    if (ov->listen && set_listen(c, ov->listen, NULL))
+        return base_errf(err, errlen, "--listen wants HOST:PORT or unix:PATH, not '%s'", ov->listen);
     if (ov->workers >= 0) {
         if (ov->workers < 1 || ov->workers > LD_MAX_WORKERS)
             return base_errf(err, errlen, "--workers wants 1 to %d", LD_MAX_WORKERS);

@@ -49,6 +49,7 @@ typedef struct ld_config {
     char *dir;  /* its folder: relative paths resolve against it */
     char *listen_host;
     int listen_port;
+    char *listen_unix; /* "unix:PATH": the socket's path (resolved against the config's folder); NULL: TCP */
     int workers;
     uint64_t max_requests;   /* 0: never recycle */
     uint64_t max_body_bytes;

@@ -32,12 +32,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "heap/gc.h"
 #include "memstats/memstats.h"
@@ -106,21 +112,92 @@ static void mlog(const char *fmt, ...)
 /* {  The listen socket                                                    */
 /* ====================================================================== */
 
-int srv_listen(const ld_config *cfg, char *err, size_t errlen)
+/* The kernel caps the queue at net.core.somaxconn (4096 by default). */
+enum { LISTEN_BACKLOG = 4096 };
+
+/* A unix socket at cfg->listen_unix, mode 0660 (the owner and its group,
+ * a proxy's user among them).  A socket file nobody listens on any more
+ * (a server that was killed) is removed first; one in use is an error. */
+static int listen_unix(const char *path, char *err, size_t errlen)
 {
-    const char *inherited = getenv("COWDAG_LISTEN_FD");
-    if (inherited) {
-        char *end;
-        long fd = strtol(inherited, &end, 10);
-        int listening = 0;
-        socklen_t len = sizeof listening;
-        if (*end || fd < 0 || getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
-            snprintf(err, errlen, "COWDAG_LISTEN_FD=%s is not a listening socket", inherited);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "listen unix:%s: the path is longer than %zu bytes", path, sizeof sa.sun_path - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen unix:%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (live) {
+            snprintf(err, errlen, "listen unix:%s: Address already in use", path);
+            close(fd);
             return -1;
         }
-        fcntl((int)fd, F_SETFL, fcntl((int)fd, F_GETFL) | O_NONBLOCK);
-        return (int)fd;
+        unlink(path); /* stale */
     }
+    mode_t old = umask(0117);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "listen unix:%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The socket was handed down (systemd, $COWDAG_LISTEN_FD): its file, if it
+ * is a unix socket, is the giver's to remove. */
+static bool socket_handed_down;
+
+/* A listening socket handed down by systemd (LISTEN_FDS, LISTEN_PID) or
+ * in $COWDAG_LISTEN_FD; -2 when there is none, -1 (err filled) when the
+ * one handed down is not a listening stream socket. */
+static int inherited_socket(char *err, size_t errlen)
+{
+    int fd = -2;
+    int n = sd_listen_fds(1);
+    const char *inherited = getenv("COWDAG_LISTEN_FD");
+    if (n > 0) {
+        fd = SD_LISTEN_FDS_START;
+        if (n > 1)
+            mlog("systemd passed %d sockets; serving on the first", n);
+    } else if (inherited) {
+        char *end;
+        long v = strtol(inherited, &end, 10);
+        fd = *end || v < 0 || v > INT_MAX ? -1 : (int)v;
+    } else {
+        return -2;
+    }
+    if (fd < 0 || sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+        if (n > 0)
+            snprintf(err, errlen, "the socket systemd passed (fd %d) is not a listening stream socket", fd);
+        else
+            snprintf(err, errlen, "COWDAG_LISTEN_FD=%s is not a listening socket", inherited);
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    socket_handed_down = true;
+    return fd;
+}
+
+int srv_listen(const ld_config *cfg, char *err, size_t errlen)
+{
+    int inherited = inherited_socket(err, errlen);
+    if (inherited != -2)
+        return inherited;
+    if (cfg->listen_unix)
+        return listen_unix(cfg->listen_unix, err, errlen);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
     char port[8];
     snprintf(port, sizeof port, "%d", cfg->listen_port);
@@ -136,7 +213,7 @@ int srv_listen(const ld_config *cfg, char *err, size_t errlen)
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0)
             break;
         snprintf(err, errlen, "listen %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
         close(fd);
@@ -153,6 +230,10 @@ static void describe_socket(int fd, char *out, size_t cap)
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_UNIX) {
+            snprintf(out, cap, "unix:%s", ((struct sockaddr_un *)&ss)->sun_path);
+            return;
+        }
         if (ss.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -217,6 +298,10 @@ typedef struct master {
     uint64_t next_sample;
     int pending[MAX_WORKERS]; /* ready pipes not yet read: children close them */
     int npending;
+    char *socket_file;                /* a unix socket's path to remove at the stop; NULL: none */
+    bool notified_ready;              /* systemd was told READY=1 */
+    char last_status[128];            /* the last STATUS= line sent */
+    uint64_t watchdog_ms, next_watchdog; /* WATCHDOG=1 this often (0: not asked) */
     pid_t mem_recycling;              /* the worker last retired for its memory, while it drains */
     uint64_t mem_recycle_not_before; /* the next may retire from then on */
 } master;
@@ -569,7 +654,64 @@ static void drop_generation(generation *g, uint32_t from, uint32_t before)
     gc_collect(GC_GENERATIONS - 1);
 }
 
+/* --- systemd ------------------------------------------------------------
+ * Readiness and state for a Type=notify service (each a no-op without
+ * $NOTIFY_SOCKET): READY=1 once every worker serves, RELOADING=1 then
+ * READY=1 around a reload, STOPPING=1, a STATUS= line, and WATCHDOG=1 at
+ * half of WatchdogSec when it is set. */
+
+static void notify_status(master *m)
+{
+    if (!m->sb)
+        return;
+    int ready = 0;
+    uint64_t pages = 0, shared = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        ms_entry e;
+        if (!m->slots[i].pid || !ms_sb_read_entry(m->sb, m->slots[i].sb_index, &e) || e.status != MS_READY)
+            continue;
+        ready++;
+        pages += e.mem.state.pages;
+        shared += e.mem.state.shared_pages;
+    }
+    char shared_txt[48] = "not sampled yet", status[sizeof m->last_status];
+    if (pages)
+        snprintf(shared_txt, sizeof shared_txt, "%.1f%% shared", 100.0 * (double)shared / (double)pages);
+    snprintf(status, sizeof status, "STATUS=%d of %d workers serving, generation %d, state %s", ready, m->nslots,
+             cur(m)->id, shared_txt);
+    if (strcmp(status, m->last_status) != 0) { /* only what changed */
+        sd_notify(0, status);
+        memcpy(m->last_status, status, sizeof status);
+    }
+    if (!m->notified_ready && ready == m->nslots) {
+        sd_notify(0, "READY=1");
+        m->notified_ready = true;
+    }
+}
+
+static void notify_watchdog(master *m, uint64_t now, uint64_t *wake)
+{
+    if (!m->watchdog_ms)
+        return;
+    if (now >= m->next_watchdog) {
+        sd_notify(0, "WATCHDOG=1");
+        m->next_watchdog = now + m->watchdog_ms;
+    }
+    if (m->next_watchdog < *wake)
+        *wake = m->next_watchdog;
+}
+
+static void reload_generation(master *m);
+
 static void reload(master *m)
+{
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)base_now_us());
+    reload_generation(m);
+    sd_notify(0, "READY=1");
+    notify_status(m);
+}
+
+static void reload_generation(master *m)
 {
     mlog("reloading %s", cur(m)->cfg.path);
     int k = load_generation(m, true, NULL);
@@ -578,7 +720,9 @@ static void reload(master *m)
         return;
     }
     generation *g = &m->gens[k];
-    if (strcmp(g->cfg.listen_host, cur(m)->cfg.listen_host) != 0 || g->cfg.listen_port != cur(m)->cfg.listen_port)
+    if (strcmp(g->cfg.listen_host, cur(m)->cfg.listen_host) != 0 || g->cfg.listen_port != cur(m)->cfg.listen_port ||
+        !g->cfg.listen_unix != !cur(m)->cfg.listen_unix ||
+        (g->cfg.listen_unix && strcmp(g->cfg.listen_unix, cur(m)->cfg.listen_unix) != 0))
         mlog("listen address changes need a restart; keeping the current socket");
     /* The new generation starts beside the old one and must say it serves;
      * only then does the old one retire.  If none of it comes up, it goes
@@ -627,8 +771,20 @@ static void reload(master *m)
 
 /* On the way out: what the master holds goes back (it outlives its
  * workers, so nothing is shared any more). */
+/* A unix socket's file, once: new connects fail at once from then on; what
+ * the socket had queued is still the workers'. */
+static void remove_socket_file(master *m)
+{
+    if (m->socket_file) {
+        unlink(m->socket_file);
+        free(m->socket_file);
+        m->socket_file = NULL;
+    }
+}
+
 static int finish(master *m, int status)
 {
+    remove_socket_file(m);
     for (int k = 0; k < MAX_GENERATIONS; k++) {
         if (!m->gens[k].live)
             continue;
@@ -677,9 +833,11 @@ static void begin_stop(master *m)
     if (m->stopping)
         return;
     m->stopping = true;
+    sd_notify(0, "STOPPING=1");
     m->stop_deadline = base_now_ms() + (uint64_t)cur(m)->cfg.graceful_timeout_ms + KILL_MARGIN_MS;
     close(m->listen_fd);
     m->listen_fd = -1;
+    remove_socket_file(m);
     /* SIGINT, not the SIGTERM of a retirement: the workers take what the
      * socket has queued, then shut it, so new connects are refused. */
     for (int i = 0; i < MAX_WORKERS; i++)
@@ -775,10 +933,18 @@ static bool start(master *m, ld_config *cfg)
     if (k < 0)
         return false;
     m->current = k;
-    char where[80];
+    char where[160];
     describe_socket(m->listen_fd, where, sizeof where);
-    mlog("listening on http://%s with %d workers", where, cur(m)->cfg.workers);
+    bool unix_socket = strncmp(where, "unix:", 5) == 0;
+    mlog("listening on %s%s with %d workers", unix_socket ? "" : "http://", where, cur(m)->cfg.workers);
+    /* A socket file the master made goes with it (on its stop, so connects
+     * fail at once); one handed down is the giver's. */
+    if (unix_socket && cur(m)->cfg.listen_unix && !socket_handed_down)
+        m->socket_file = base_strdup(cur(m)->cfg.listen_unix);
     raise_open_files(m);
+    uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) > 0)
+        m->watchdog_ms = watchdog_us / 2000 ? watchdog_us / 2000 : 1;
 
     m->nslots = cur(m)->cfg.workers;
     for (int i = 0; i < MAX_WORKERS; i++)
@@ -935,7 +1101,13 @@ static void sample_due(master *m, uint64_t now, uint64_t *wake)
 {
     if (now >= m->next_sample) {
         sample_master(m);
+        notify_status(m);
         m->next_sample = now + (uint64_t)cur(m)->cfg.stats_interval_ms;
+    }
+    if (!m->notified_ready) { /* until every worker serves, look often */
+        notify_status(m);
+        if (now + 50 < *wake)
+            *wake = now + 50;
     }
     if (m->next_sample < *wake)
         *wake = m->next_sample;
@@ -1013,6 +1185,7 @@ int srv_serve(ld_config *cfg)
             }
         }
         kill_overdue(&m, now, &wake);
+        notify_watchdog(&m, now, &wake);
         if (m.stopping && m.stop_deadline < wake)
             wake = m.stop_deadline;
         sample_due(&m, now, &wake);

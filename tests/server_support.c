@@ -269,6 +269,7 @@ bool server_wait_exit(server *s, unsigned timeout_ms)
 /* The open-files limit the next server starts with (soft and hard); 0:
  * the test's own. */
 int server_nofile;
+const char *server_listen;
 
 /* Starts `cowdag serve -c config --listen 127.0.0.1:PORT [--workers N]`
  * (port 0: any free one) in a process group of its own, stderr to a temp
@@ -296,8 +297,10 @@ void server_start_at(server *s, const char *config, int workers, int port)
             struct rlimit rl = {(rlim_t)server_nofile, (rlim_t)server_nofile};
             setrlimit(RLIMIT_NOFILE, &rl);
         }
-        char listen[32];
-        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        char listen[256];
+        snprintf(listen, sizeof listen, "%s", server_listen ? server_listen : "");
+        if (!server_listen)
+            snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
         const char *bin = cowdag_bin();
         if (workers > 0)
             execl(bin, bin, "serve", "-c", config, "--listen", listen, "--workers", nworkers, (char *)NULL);
@@ -322,8 +325,9 @@ void server_start_at(server *s, const char *config, int workers, int port)
             if (colon && eol)
                 s->port = atoi(colon + 1);
         }
+        bool up = s->port > 0 || (server_listen && strstr(text, "listening on unix:"));
         free(text);
-        if (s->port > 0)
+        if (up)
             return;
         if (server_exited(s) || now_ms() > deadline) {
             dump_log(s, "it did not start");

@@ -85,6 +85,10 @@ bool server_wait_exit(server *s, unsigned timeout_ms);
 /* The open-files limit the next server starts with (soft and hard); 0:
  * the test's own. */
 extern int server_nofile;
+/* The --listen argument of the next server in place of 127.0.0.1:PORT
+ * (a unix socket: "unix:PATH"); NULL: TCP.  Such a server is up once it
+ * logs "listening on unix:"; its port is 0. */
+extern const char *server_listen;
 
 /* Starts `cowdag serve -c config --listen 127.0.0.1:PORT [--workers N]`
  * (port 0: any free one; workers 0: the config's) in a process group of its

@@ -295,18 +295,19 @@ static void test_port_above_65535_is_out_of_range(void **state)
 {
     (void)state;
     assert_load_fails("port-out-of-range.json",
-                      ": listen: port must be between 0 and 65535 in \"127.0.0.1:70000\" (expected HOST:PORT)");
+                      ": listen: port must be between 0 and 65535 in \"127.0.0.1:70000\" (expected HOST:PORT or unix:PATH)");
 }
 
 static void test_bad_listen_forms_name_listen(void **state)
 {
     (void)state;
-    assert_parse_fails("{\"listen\": \"8080\"}", "listen: missing :PORT in \"8080\" (expected HOST:PORT)");
-    assert_parse_fails("{\"listen\": \"host:\"}", "listen: missing port in \"host:\" (expected HOST:PORT)");
-    assert_parse_fails("{\"listen\": \":80\"}", "listen: empty host in \":80\" (expected HOST:PORT)");
-    assert_parse_fails("{\"listen\": \"[::1]\"}", "listen: expected :PORT after ] in \"[::1]\" (expected HOST:PORT)");
+    assert_parse_fails("{\"listen\": \"unix:\"}", "listen: empty path after unix: in \"unix:\" (expected HOST:PORT or unix:PATH)");
+    assert_parse_fails("{\"listen\": \"8080\"}", "listen: missing :PORT in \"8080\" (expected HOST:PORT or unix:PATH)");
+    assert_parse_fails("{\"listen\": \"host:\"}", "listen: missing port in \"host:\" (expected HOST:PORT or unix:PATH)");
+    assert_parse_fails("{\"listen\": \":80\"}", "listen: empty host in \":80\" (expected HOST:PORT or unix:PATH)");
+    assert_parse_fails("{\"listen\": \"[::1]\"}", "listen: expected :PORT after ] in \"[::1]\" (expected HOST:PORT or unix:PATH)");
     assert_parse_fails("{\"listen\": \"::1:80\"}",
-                       "listen: an IPv6 host needs brackets, as in [::1]:8080 in \"::1:80\" (expected HOST:PORT)");
+                       "listen: an IPv6 host needs brackets, as in [::1]:8080 in \"::1:80\" (expected HOST:PORT or unix:PATH)");
     assert_parse_fails("{\"listen\": 8080}", "listen: expected string, got integer");
 }
 
