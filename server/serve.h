@@ -38,9 +38,10 @@
 #define SRV_OK 0
 #define SRV_ERR (-1)
 
-/* Binds and listens on cfg's address (SO_REUSEADDR, backlog 1024,
- * non-blocking), or takes the socket in $COWDAG_LISTEN_FD when set.
- * Returns the fd, or -1 with err filled. */
+/* The listening socket: one systemd passed (LISTEN_FDS) or the one in
+ * $COWDAG_LISTEN_FD, else cfg's address bound here (SO_REUSEADDR, or a
+ * unix socket of mode 0660, a stale file replaced), backlog 4096,
+ * non-blocking.  Returns the fd, or -1 with err filled. */
 int srv_listen(const ld_config *cfg, char *err, size_t errlen);
 
 /* Runs the server with cfg (loaded, flags applied: ld_config_override)
