@@ -4,9 +4,9 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson fmt libsystemd
+PKGS    := libmicrohttpd jansson fmt libsystemd ncursesw
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsystemd-dev systemd prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsystemd-dev libncurses-dev systemd tmux prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build

@@ -20,6 +20,7 @@
 #include "server/client.h"
 #include "server/cowtest.h"
 #include "server/serve.h"
+#include "server/top.h"
 
 #define COWDAG_VERSION "0.1.0"
 
@@ -33,6 +34,7 @@ static const char *const usage_main =
     "  cowtest   the copy-on-write experiment, without a server\n"
     "  ops       list the ops DAG nodes can use, with their documentation\n"
     "  stats     a table of a running server's workers, from its GET /stats\n"
+    "  top       a live view of a running server's workers, redrawn every second\n"
     "\n"
     "`cowdag COMMAND --help` describes each; `cowdag --version` prints the version.\n";
 
@@ -683,6 +685,8 @@ int main(int argc, char **argv)
         return cmd_ops(argc - 1, argv + 1);
     if (strcmp(cmd, "stats") == 0)
         return cmd_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return srv_top(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "cowdag: unknown command '%s'\n\n%s", cmd, usage_main);

@@ -841,6 +841,105 @@ static void bad_requests_leave_every_worker_alive(void **state)
 
 #define IN_GROUP(f) cmocka_unit_test_setup_teardown(f, in_group_setup, in_group_teardown)
 
+/* --- cowdag top, in a terminal tmux keeps --------------------------------- */
+
+/* The pane's text, as tmux shows it now (malloc'ed). */
+static char *pane(const char *session)
+{
+    char *cmd = dup_printf("tmux capture-pane -p -t %s 2>/dev/null", session);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    assert_non_null(p);
+    char *text = slurp_stream(p, NULL);
+    pclose(p);
+    return text ? text : strdup("");
+}
+
+/* Waits until the pane holds every needle; fails with the pane if not. */
+static void pane_wait(const char *session, const char *const *needles, int n)
+{
+    uint64_t deadline = now_ms() + HANG_MS;
+    for (;;) {
+        char *text = pane(session);
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            found += strstr(text, needles[i]) != NULL;
+        if (found == n) {
+            free(text);
+            return;
+        }
+        if (now_ms() > deadline)
+            fail_msg("the pane never showed all of what was expected; it shows:\n%s", text);
+        free(text);
+        sleep_ms(50);
+    }
+}
+
+static char top_session[64]; /* the tmux session a test made, killed at its teardown */
+
+static int top_teardown(void **state)
+{
+    if (top_session[0]) {
+        char *cmd = dup_printf("tmux kill-session -t %s 2>/dev/null", top_session);
+        (void)!system(cmd);
+        free(cmd);
+        top_session[0] = '\0';
+    }
+    return standalone_teardown(state);
+}
+
+/* `cowdag top` shows every worker's pid and the shared share /stats gives,
+ * sorts on a key, says so when the server goes away, and quits on q. */
+static void cowdag_top_shows_every_worker(void **state)
+{
+    (void)state;
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    json_t *doc = stats_sampled(T.srv.port, 2);
+    char want[2][64];
+    const char *needles[4];
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(doc, "workers"), i, w)
+    {
+        if (i >= 2)
+            break;
+        double shared = json_number_value(json_object_get(json_object_get(json_object_get(w, "memory"), "state"),
+                                                          "shared_ratio"));
+        snprintf(want[i], sizeof want[i], "%lld", (long long)json_integer_value(json_object_get(w, "pid")));
+        needles[i] = want[i];
+        assert_true(shared == 1.0); /* freeze + immortal, nothing served: the figure the pane must show */
+    }
+    json_decref(doc);
+    needles[2] = "100.0%";
+    needles[3] = "total PSS";
+    char *session = top_session;
+    snprintf(top_session, sizeof top_session, "cowdag-top-%d", (int)getpid());
+    char *cmd = dup_printf("tmux new-session -d -s %s -x 160 -y 30 '%s top --url http://127.0.0.1:%d --interval 0.2'",
+                           session, cowdag_bin(), T.srv.port);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    pane_wait(session, needles, 4);
+    cmd = dup_printf("tmux send-keys -t %s s", session);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    const char *sorted[] = {"sorted by shared"};
+    pane_wait(session, sorted, 1);
+    server_stop(&T.srv);
+    const char *gone[] = {"cannot read http://127.0.0.1:"};
+    pane_wait(session, gone, 1);
+    cmd = dup_printf("tmux send-keys -t %s q", session);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    cmd = dup_printf("tmux has-session -t %s 2>/dev/null", session);
+    uint64_t deadline = now_ms() + HANG_MS;
+    int rc;
+    while ((rc = system(cmd)) == 0 && now_ms() < deadline) /* the session ends with top */
+        sleep_ms(50);
+    free(cmd);
+    assert_true(rc != 0);
+    T.passed = true;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -880,6 +979,7 @@ int main(void)
     const struct CMUnitTest own_server[] = {
         STANDALONE(gc_collect_answers_when_admin),
         STANDALONE(a_large_response_is_streamed_in_bounded_memory),
+        cmocka_unit_test_setup_teardown(cowdag_top_shows_every_worker, standalone_setup, top_teardown),
         STANDALONE(stalled_streams_count_against_max_run_bytes),
         STANDALONE(tuned_full_collection_copies_the_tracked_pages_of_every_worker),
         STANDALONE(freeze_immortal_keeps_the_state_shared_through_10000_requests),
