@@ -6,7 +6,7 @@
 CC      ?= cc
 PKGS    := libmicrohttpd jansson fmt
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus nginx
 BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build
@@ -40,7 +40,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test asan run bench bench-cow clean
+.PHONY: all deps deps-bench install-debs test asan run bench bench-cow cluster-demo clean
 
 all: deps $(BUILD)/cowdag
 
@@ -140,6 +140,13 @@ bench: deps-bench $(BUILD)/cowdag $(BENCH_BINS)
 # WORKERS=2 SECONDS=30 (per mode), PORT=18183.
 bench-cow: deps-bench $(BUILD)/cowdag
 	@sh bench/cow_matrix.sh $(BUILD)
+
+# Two instances behind nginx (deploy/nginx/cowdag.conf) under wrk, one
+# reloaded and the other's master killed mid-run: requests, errors and the
+# requests nginx retried (bench/RESULTS.md).  DURATION=20 HUP_AT=4 KILL_AT=10
+# PORT=18350 (nginx; the instances take the next two).
+cluster-demo: deps-bench $(BUILD)/cowdag
+	@sh bench/cluster.sh $(BUILD)
 
 clean:
 	rm -rf build
