@@ -96,7 +96,7 @@ $(BUILD)/tests-support/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns: $(SERVER_SUPPORT_OBJ)
+$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns $(BUILD)/tests/test_deploy: $(SERVER_SUPPORT_OBJ)
 $(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
