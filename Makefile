@@ -6,8 +6,11 @@
 CC      ?= cc
 PKGS    := libmicrohttpd jansson fmt
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus nginx
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
+# nginx: tests/test_deploy checks and runs deploy/nginx/cowdag.conf, and
+# `make cluster-demo` serves through it.
+DEBS    += nginx
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -96,8 +99,9 @@ $(BUILD)/tests-support/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns $(BUILD)/tests/test_deploy: $(SERVER_SUPPORT_OBJ)
+$(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns: $(SERVER_SUPPORT_OBJ)
 $(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
+$(BUILD)/tests/test_deploy: $(SERVER_SUPPORT_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
