@@ -8,6 +8,9 @@ PKGS    := libmicrohttpd jansson fmt libsystemd ncursesw
 TESTPKG := cmocka
 DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsystemd-dev libncurses-dev systemd tmux prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
+# nginx: tests/test_deploy checks and runs deploy/nginx/cowdag.conf, and
+# `make cluster-demo` serves through it.
+DEBS    += nginx
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -40,7 +43,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test asan run bench bench-cow clean
+.PHONY: all deps deps-bench install-debs test asan run bench bench-cow cluster-demo clean
 
 all: deps $(BUILD)/cowdag
 
@@ -98,6 +101,7 @@ $(BUILD)/tests-support/%.o: tests/%.c
 
 $(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns $(BUILD)/tests/test_listen: $(SERVER_SUPPORT_OBJ)
 $(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
+$(BUILD)/tests/test_deploy: $(SERVER_SUPPORT_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
 	@mkdir -p $(dir $@)
@@ -140,6 +144,13 @@ bench: deps-bench $(BUILD)/cowdag $(BENCH_BINS)
 # WORKERS=2 SECONDS=30 (per mode), PORT=18183.
 bench-cow: deps-bench $(BUILD)/cowdag
 	@sh bench/cow_matrix.sh $(BUILD)
+
+# Two instances behind nginx (deploy/nginx/cowdag.conf) under wrk, one
+# reloaded and the other's master killed mid-run: requests, errors and the
+# requests nginx retried (bench/RESULTS.md).  DURATION=20 HUP_AT=4 KILL_AT=10
+# PORT=18350 (nginx; the instances take the next two).
+cluster-demo: deps-bench $(BUILD)/cowdag
+	@sh bench/cluster.sh $(BUILD)
 
 clean:
 	rm -rf build
