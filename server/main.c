@@ -1,6 +1,7 @@
 /* main.c: the cowdag command line: one function per command, dispatched on
- * argv[1].  The commands and their flags are in README.md, one section each
- * ("Serving", "Running DAGs", "Watching sharing", "The experiment"). */
+ * argv[1].  The commands are in README.md, one section each ("Serving",
+ * "Running DAGs", "Watching sharing", "The experiment"); their flags in its
+ * "Commands" table, which tests/test_readme.c compares with each --help. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
