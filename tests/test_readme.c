@@ -615,6 +615,42 @@ static void every_placeholder_in_the_readme_is_the_helps(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* `cowdag stats --help` names every column of the table README shows (the
+ * line that starts "slot pid"), so neither can gain one silently. */
+static void stats_help_names_every_column_the_readme_shows(void **state)
+{
+    (void)state;
+    char *text = slurp(README, NULL);
+    if (!text)
+        fail_msg("cannot read %s (run the test from the repository root)", README);
+    char *header = strstr(text, "\nslot pid");
+    if (!header)
+        fail_msg("%s shows no `cowdag stats` table (a line starting \"slot pid\")", README);
+    header++;
+    *strchrnul(header, '\n') = '\0';
+
+    char *qbin = sh_quote(cowdag_bin()), *cmd = dup_printf("exec %s stats --help 2>&1", qbin);
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *help = slurp_stream(p, NULL);
+    assert_int_equal(pclose(p), 0);
+
+    int missing = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(header, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (!strstr(help, w)) {
+            print_error("README's stats table has the column word '%s', which `cowdag stats --help` never names\n", w);
+            missing++;
+        }
+    }
+    free(help);
+    free(cmd);
+    free(qbin);
+    free(text);
+    assert_int_equal(missing, 0);
+}
+
 /* The scanner itself, on text of both kinds. */
 static void the_flag_scanner_reads_usage_lines_and_option_lists(void **state)
 {
@@ -659,6 +695,7 @@ int main(void)
         cmocka_unit_test(the_flag_scanner_reads_usage_lines_and_option_lists),
         cmocka_unit_test(every_commands_flags_in_the_readme_are_its_helps),
         cmocka_unit_test(every_placeholder_in_the_readme_is_the_helps),
+        cmocka_unit_test(stats_help_names_every_column_the_readme_shows),
     };
     int failed = cmocka_run_group_tests_name("readme_config", config, NULL, NULL);
     failed += cmocka_run_group_tests_name("readme_cli", cli, NULL, NULL);
