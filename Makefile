@@ -11,6 +11,7 @@ BENCH_DEBS := jq time wrk gnuplot-nox
 # nginx: tests/test_deploy checks and runs deploy/nginx/cowdag.conf, and
 # `make cluster-demo` serves through it.
 DEBS    += nginx
+DOC_DEBS := graphviz
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -43,7 +44,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test asan run bench bench-cow cluster-demo clean
+.PHONY: all deps deps-bench install-debs test asan run bench bench-cow cluster-demo docs clean
 
 all: deps $(BUILD)/cowdag
 
@@ -139,9 +140,13 @@ bench: deps-bench $(BUILD)/cowdag $(BENCH_BINS)
 	@sh bench/run.sh $(BUILD)
 
 # The copy-on-write matrix: every collector mode under customer_score + graph
-# load; results in bench/results/ (cow_matrix.csv, .md, cow_*.png).
-# Parameters from the environment or the command line: RECORDS=300000
-# WORKERS=2 SECONDS=30 (per mode), PORT=18183.
+# load, about 3 minutes with the defaults.  Parameters from the environment
+# or the command line (`make bench-cow SECONDS=10`): RECORDS=300000
+# WORKERS=2 SECONDS=30 (per mode) WARMUP=200 PORT=18183 MODES="tuned
+# tuned-high disable freeze freeze+immortal" OUT=$(BUILD)/bench-cow.
+# Results (cow_matrix.csv, .md, cow_*.png) go to OUT, and no tracked file
+# changes; UPDATE_README=1 writes them to bench/results/ instead and rewrites
+# README.md's table and its run line (bench/cow_matrix.sh says more).
 bench-cow: deps-bench $(BUILD)/cowdag
 	@sh bench/cow_matrix.sh $(BUILD)
 
@@ -151,6 +156,14 @@ bench-cow: deps-bench $(BUILD)/cowdag
 # PORT=18350 (nginx; the instances take the next two).
 cluster-demo: deps-bench $(BUILD)/cowdag
 	@sh bench/cluster.sh $(BUILD)
+
+# The architecture diagram of README.md: docs/architecture.svg and .png,
+# drawn by Graphviz from docs/architecture.dot (both committed).
+docs: docs/architecture.svg docs/architecture.png
+
+docs/architecture.%: docs/architecture.dot
+	@$(MAKE) --no-print-directory install-debs WANT="$(DOC_DEBS)"
+	dot -T$* $< -o $@
 
 clean:
 	rm -rf build

@@ -8,18 +8,30 @@
 # (2 threads, 8 connections, bench/cow.lua: customer_score with 32 random
 # ids, one request in 20 `graph`, which leaves cyclic garbage), sample
 # GET /stats every second with `cowdag stats --json`, and stop the server
-# with SIGTERM.  Writes, under OUT (default bench/results):
+# with SIGTERM.  Writes, under OUT:
 #
 #   cow_matrix.csv    one row per worker per sample
-#   cow_matrix.md     the summary table, the command and the date (also
-#                     copied into README.md between its cow-matrix markers)
+#   cow_matrix.md     the summary table, the command and the date
 #   cow_private.png   private MiB of state over time, mean over the workers
 #   cow_objects.png   heap objects alive over time, mean over the workers
 #                     (both drawn by bench/cow_plot.sh from the CSV)
 #
-# Parameters (environment): RECORDS=300000 WORKERS=2 SECONDS=30 WARMUP=200
-# PORT=18183 MODES="tuned tuned-high disable freeze freeze+immortal"
-# OUT=bench/results.  Needs wrk, jq and gnuplot (`make deps-bench`).
+# Parameters (environment; `make bench-cow VAR=...` passes them on):
+#   RECORDS=300000    customer records in the state
+#   WORKERS=2         worker processes
+#   SECONDS=30        seconds of load per mode
+#   WARMUP=200        graph requests before each mode's load
+#   PORT=18183        the port each mode's server listens on (127.0.0.1)
+#   MODES="tuned tuned-high disable freeze freeze+immortal"
+#   OUT               where the results go: build/bench-cow, or
+#                     bench/results with UPDATE_README=1
+#   UPDATE_README=1   also write the results into the repository: OUT
+#                     defaults to bench/results (the committed plots), and
+#                     README.md's run line and table, between its
+#                     cow-matrix markers, are rewritten with this run's date,
+#                     parameters and figures.  Without it no tracked file
+#                     changes.
+# Needs wrk, jq and gnuplot (`make deps-bench`).
 set -eu
 B=${1:-build}
 RECORDS=${RECORDS:-300000}
@@ -28,7 +40,8 @@ DURATION=${SECONDS:-30}
 WARMUP=${WARMUP:-200}
 PORT=${PORT:-18183}
 MODES=${MODES:-tuned tuned-high disable freeze freeze+immortal}
-OUT=${OUT:-bench/results}
+UPDATE_README=${UPDATE_README:-0}
+if [ "$UPDATE_README" = 1 ]; then OUT=${OUT:-bench/results}; else OUT=${OUT:-$B/bench-cow}; fi
 URL=http://127.0.0.1:$PORT
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PAGE=$(getconf PAGESIZE)
@@ -229,12 +242,26 @@ EOF
 } > "$OUT/cow_matrix.md"
 cat "$OUT/cow_matrix.md"
 
-# --- the README's copy of the table ----------------------------------------
-# Between the markers <!-- cow-matrix:begin --> and <!-- cow-matrix:end -->
-# (only for the default output folder: a trial run elsewhere leaves it).
-if [ "$(cd "$OUT" && pwd)" = "$ROOT/bench/results" ] && grep -q 'cow-matrix:begin' "$ROOT/README.md"; then
-  awk -v table="$OUT/cow_matrix.md" '
-    /<!-- cow-matrix:begin -->/ { print; while ((getline l < table) > 0) if (l ~ /^\|/) print l; skip = 1; next }
+# --- the README's copy of the table, when asked ---------------------------
+# Between the markers <!-- cow-matrix:begin --> and <!-- cow-matrix:end -->:
+# one line saying when and how the run was made, then the table.
+if [ "$UPDATE_README" = 1 ]; then
+  grep -q 'cow-matrix:begin' "$ROOT/README.md" || { echo "cow_matrix: no cow-matrix markers in README.md" >&2; exit 1; }
+  jq -r -s --argjson page "$PAGE" --arg date "$(date -u '+%Y-%m-%d')" --arg cores "$(nproc)" \
+        --arg params "RECORDS=$RECORDS WORKERS=$WORKERS SECONDS=$DURATION" '
+      def thousands: tostring | [match("\\d{1,3}(?=(\\d{3})*$)"; "g").string] | join(",");
+      last | .stats.master as $m |
+      "The latest run (`make bench-cow UPDATE_README=1 " + $params + "`, " + $date + ", " + $cores +
+      " cores; " + ($m.state_bytes / 1048576 | round | tostring) + " MiB of state in " +
+      ($m.state_pages | thousands) + " pages; figures from the last sample, one second after the load " +
+      "ended; collections are generation 0/1/2 summed over the workers):"' "$tmp/samples.jsonl" > "$tmp/runline"
+  awk -v table="$OUT/cow_matrix.md" -v runline="$tmp/runline" '
+    /<!-- cow-matrix:begin -->/ {
+      print
+      while ((getline l < runline) > 0) print l
+      print ""
+      while ((getline l < table) > 0) if (l ~ /^\|/) print l
+      skip = 1; next }
     /<!-- cow-matrix:end -->/ { skip = 0 }
     !skip' "$ROOT/README.md" > "$ROOT/README.md.new" && mv "$ROOT/README.md.new" "$ROOT/README.md"
 fi
@@ -242,3 +269,8 @@ fi
 # --- plots ------------------------------------------------------------------
 sh "$ROOT/bench/cow_plot.sh" "$OUT/cow_matrix.csv" "$OUT" "$DURATION"
 echo "cow_matrix: wrote $OUT/cow_matrix.csv, $OUT/cow_matrix.md, $OUT/cow_private.png, $OUT/cow_objects.png in $(since "$started") s" >&2
+if [ "$UPDATE_README" = 1 ]; then
+  echo "cow_matrix: README.md's table and run line rewritten (git diff README.md $OUT)" >&2
+else
+  echo "cow_matrix: README.md and bench/results/ left as they were (UPDATE_README=1 writes them)" >&2
+fi

@@ -264,6 +264,15 @@ static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ra
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
 static const char *const generate_keys[] = {"count", "seed", NULL};
 
+/* Every list above with the path its keys take in messages and in README's
+ * config reference (ld_config_key). */
+static const struct {
+    const char *prefix;
+    const char *const *keys;
+} key_sections[] = {
+    {"", top_keys}, {"gc.", gc_keys}, {"state[].", state_keys}, {"state[].generate.", generate_keys},
+};
+
 static int read_listen(loader *ld, const json_t *v)
 {
     const char *s, *why;
@@ -760,6 +769,19 @@ void ld_config_defaults(ld_config *c)
 /* The file is opened here rather than by json_load_file so that a failed
  * open is told from errno, not from jansson's text (which repeats the path
  * and cuts it at 160 characters). */
+bool ld_config_key(size_t i, char *buf, size_t len)
+{
+    for (size_t s = 0; s < sizeof key_sections / sizeof key_sections[0]; s++) {
+        for (const char *const *k = key_sections[s].keys; *k; k++, i--) {
+            if (i == 0) {
+                snprintf(buf, len, "%s%s", key_sections[s].prefix, *k);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 int ld_config_load(const char *path, ld_config *c, char *err, size_t errlen)
 {
     loader ld = {.name = path ? path : "<config>", .err = err, .errlen = errlen};

@@ -82,6 +82,12 @@ typedef struct ld_config {
  * full_ratio 0.25, no state, no DAGs. */
 void ld_config_defaults(ld_config *c);
 
+/* The name of the i-th key a config file may hold, into buf: the top
+ * level's keys, then "gc.mode" ..., "state[].name" ..., and
+ * "state[].generate.count" ...; false past the last.  README.md's config
+ * reference lists the same keys (tests/test_readme.c compares them). */
+bool ld_config_key(size_t i, char *buf, size_t len);
+
 /* Loads and checks a config file.  On LD_ERR, err holds
  * "FILE: KEY: problem" (or "FILE:LINE:COL: ..." for malformed JSON) and *c
  * is left empty (no need to free). */

@@ -1,6 +1,7 @@
 /* main.c: the cowdag command line: one function per command, dispatched on
- * argv[1].  The commands and their flags are in README.md, one section each
- * ("Serving", "Running DAGs", "Watching sharing", "The experiment"). */
+ * argv[1].  The commands are in README.md, one section each ("Serving",
+ * "Running DAGs", "Watching sharing", "The experiment"); their flags in its
+ * "Commands" table, which tests/test_readme.c compares with each --help. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ static const char *const usage_main =
     "`cowdag COMMAND --help` describes each; `cowdag --version` prints the version.\n";
 
 static const char *const usage_cowtest =
-    "usage: cowdag cowtest --records N [--gc MODE] [--gc-thresholds A,B,C] [--immortal]\n"
+    "usage: cowdag cowtest --records N [--gc MODE] [--gc-thresholds T0,T1,T2] [--immortal]\n"
     "                      [--lookups K] [--collect G] [--seed S]\n"
     "\n"
     "Builds the customer store of N records, settles the collector as a master\n"
@@ -48,13 +49,13 @@ static const char *const usage_cowtest =
     "how many inherited state pages the child still shares, its process memory,\n"
     "its collector statistics and timings.  Exits with the child's status.\n"
     "\n"
-    "  --records N          records in the store (required)\n"
-    "  --gc MODE            tuned | disable | freeze (default tuned)\n"
-    "  --gc-thresholds T    three thresholds, e.g. 700,10,10 (the default)\n"
-    "  --immortal           with freeze: objects existing at fork are immortal\n"
-    "  --lookups K          random look-ups in the child (default 0)\n"
-    "  --collect G          collect generation G after the look-ups\n"
-    "  --seed S             generator and look-up seed (default 42)\n";
+    "  --records N                 records in the store (required)\n"
+    "  --gc MODE                   tuned | disable | freeze (default tuned)\n"
+    "  --gc-thresholds T0,T1,T2    the three generations' thresholds (default 700,10,10)\n"
+    "  --immortal                  with freeze: objects existing at fork are immortal\n"
+    "  --lookups K                 random look-ups in the child (default 0)\n"
+    "  --collect G                 collect generation G after the look-ups\n"
+    "  --seed S                    generator and look-up seed (default 42)\n";
 
 static const char *const usage_run =
     "usage: cowdag run [-c FILE] DAG [--inputs JSON|@FILE] [--overrides JSON|@FILE] [--outputs A,B]\n"
@@ -64,18 +65,19 @@ static const char *const usage_run =
     "answer, under the same limits (the config's timeout_ms and max_run_bytes).\n"
     "On a request error prints the error JSON to stderr and exits 1.\n"
     "\n"
-    "  -c, --config FILE   config file (default config/cowdag.json)\n"
-    "  --inputs JSON       input values, as a JSON object or @file holding one\n"
-    "  --overrides JSON    node values to use instead of computing them\n"
-    "  --outputs A,B       nodes to return (default: every node nothing depends on)\n";
+    "  -c, --config FILE           config file (default config/cowdag.json)\n"
+    "  --inputs JSON|@FILE         input values: a JSON object, or @ and a file holding one\n"
+    "  --overrides JSON|@FILE      node values to use instead of computing them\n"
+    "  --outputs A,B               nodes to return (default: every node nothing depends on)\n";
 
 static const char *const usage_check =
     "usage: cowdag check [-c FILE]\n"
     "\n"
     "Validates the config, loads its state entries and compiles its DAGs; prints\n"
-    "a summary.  On errors prints each (file, node or key, problem) and exits 1.\n"
+    "a summary (listen address, workers, gc mode, each state entry and DAG).  On\n"
+    "errors prints each (file, node or key, problem) and exits 1.\n"
     "\n"
-    "  -c, --config FILE   config file (default config/cowdag.json)\n";
+    "  -c, --config FILE           config file (default config/cowdag.json)\n";
 
 static const char *const usage_serve =
     "usage: cowdag serve [-c FILE] [--listen HOST:PORT] [--workers N] [--gc MODE]\n"
@@ -87,12 +89,12 @@ static const char *const usage_serve =
     "QUIT stops at once, HUP reloads config, state and DAGs, TTIN/TTOU add or\n"
     "remove a worker.  A listening socket in $COWDAG_LISTEN_FD is used as is.\n"
     "\n"
-    "  -c, --config FILE        config file (default config/cowdag.json)\n"
-    "  --listen HOST:PORT       address to serve (port 0: any free port)\n"
-    "  --workers N              worker processes\n"
-    "  --gc MODE                tuned | disable | freeze\n"
-    "  --gc-thresholds T        three thresholds, e.g. 700,10,10\n"
-    "  --immortal               with freeze: inherited objects are immortal\n";
+    "  -c, --config FILE           config file (default config/cowdag.json)\n"
+    "  --listen HOST:PORT          address to serve (port 0: any free port)\n"
+    "  --workers N                 worker processes, 1 to 256\n"
+    "  --gc MODE                   tuned | disable | freeze\n"
+    "  --gc-thresholds T0,T1,T2    the three generations' thresholds, e.g. 700,10,10\n"
+    "  --immortal                  with freeze: inherited objects are immortal\n";
 
 #define DEFAULT_CONFIG "config/cowdag.json"
 
@@ -446,8 +448,8 @@ static int cmd_check(int argc, char **argv)
         ld_config_free(&cfg);
         return 1;
     }
-    printf("config %s: ok (listen %s:%d, %d workers, gc %s)\n", cfg.path, cfg.listen_host, cfg.listen_port,
-           cfg.workers, gc_mode_name(cfg.gc.mode));
+    printf("config %s: ok (listen %s:%d, %d workers, gc %s%s)\n", cfg.path, cfg.listen_host, cfg.listen_port,
+           cfg.workers, gc_mode_name(cfg.gc.mode), cfg.gc.immortal ? " + immortal" : "");
     for (size_t i = 0; i < cfg.nstate; i++) {
         heap_obj *v = heap_dict_get_str(w.state, cfg.state[i].name);
         size_t n = heap_type_of(v) == HT_TABLE ? heap_table_nrows(v)
@@ -535,10 +537,17 @@ static int cmd_serve(int argc, char **argv)
 static const char *const usage_stats =
     "usage: cowdag stats [--url URL] [--json]\n"
     "\n"
-    "Fetches GET /stats from a running server (default http://127.0.0.1:8080)\n"
-    "and prints one line per worker: slot, pid, requests, RSS, PSS, how much of\n"
-    "the inherited state is still shared, how much of it was copied, and the\n"
-    "collections per generation.  --json prints the document as served.\n";
+    "Fetches GET /stats from a running server and prints the master's pid, gc\n"
+    "mode and state size, then one line per worker: slot, pid, gen (the\n"
+    "generation of workers it belongs to: 1, then one more per HUP reload),\n"
+    "status (starting, ready, draining), requests, errors (answers of 400 or\n"
+    "more), RSS and PSS in MiB, shared (the share of the inherited state's pages\n"
+    "still shared with the master), copied MiB (those this worker has copied)\n"
+    "and collections (per collector generation, 0/1/2).  Memory figures are at\n"
+    "most stats_interval_ms old.\n"
+    "\n"
+    "  --url URL                   the server (default http://127.0.0.1:8080)\n"
+    "  --json                      print the /stats document as served\n";
 
 static double mib(json_t *o, const char *k) { return (double)json_integer_value(json_object_get(o, k)) / 1048576.0; }
 
