@@ -42,11 +42,14 @@ _Static_assert(_Alignof(ms_entry) >= sizeof(uint64_t) &&
 
 /* Tries before a read gives up: the first READ_SPIN only pause the CPU (a
  * bracket is a few dozen stores), the rest yield it, so a writer preempted
- * mid-bracket on this CPU can finish.  A writer that died mid-bracket
- * leaves its counter odd for good: reads of it fail, in at most a few ms,
+ * mid-bracket on this CPU can finish -- for READ_GIVE_UP_NS at most, since
+ * on a loaded CPU each yield can cost a whole time slice of another
+ * process (1000 of them took seconds).  A writer that died mid-bracket
+ * leaves its counter odd for good: reads of it fail, in at most that long,
  * until the master frees the entry (ms_sb_release). */
 #define READ_TRIES 1000
 #define READ_SPIN 100
+#define READ_GIVE_UP_NS (50 * 1000000ull)
 
 /* Upper bounds of the request-duration buckets, in seconds: 1-2.5-5 steps
  * from 100 us to 1 s, then 2.5 s and 10 s. */
@@ -187,6 +190,7 @@ static bool seq_read(const void *part, void *dst, size_t n)
 {
     const uint64_t *seq = part; /* its first member */
     const size_t skip = sizeof *seq;
+    uint64_t give_up = 0;
     for (int t = 0; t < READ_TRIES; t++) {
         uint64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
         if (!(s1 & 1)) {
@@ -198,10 +202,16 @@ static bool seq_read(const void *part, void *dst, size_t n)
                 return true;
             }
         }
-        if (t < READ_SPIN)
+        if (t < READ_SPIN) {
             cpu_relax();
-        else
+        } else {
+            uint64_t now = base_now_ns();
+            if (!give_up)
+                give_up = now + READ_GIVE_UP_NS;
+            else if (now > give_up)
+                break;
             sched_yield();
+        }
     }
     memset(dst, 0, n);
     return false;
