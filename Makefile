@@ -11,6 +11,8 @@ BENCH_DEBS := jq time wrk gnuplot-nox
 # nginx: tests/test_deploy checks and runs deploy/nginx/cowdag.conf, and
 # `make cluster-demo` serves through it.
 DEBS    += nginx
+# chromium: the dashboard's test loads GET /dashboard in it, headless.
+DEBS    += chromium
 DOC_DEBS := graphviz
 
 BUILD   ?= build
@@ -35,7 +37,10 @@ LIB_SRC  := $(sort $(wildcard base/*.c heap/*.c memstats/*.c dag/*.c load/*.c ha
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
 # One C++ file: the shim over {fmt} for number formatting (dag/dtoa.h).
 LIB_CXX  := dag/dtoa.cc
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o)
+# The dashboard's page (handlers/dashboard.html) becomes a C string at build
+# time (handlers/dashboard.h), so the page stays a file one can open and edit.
+GEN_OBJ := $(BUILD)/gen/dashboard_html.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o) $(GEN_OBJ)
 BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 
 # Every tests/test_*.c is a cmocka suite; test_cowtest runs the binary.
@@ -76,6 +81,12 @@ install-debs:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/dashboard_html.c: handlers/dashboard.html
+	@mkdir -p $(dir $@)
+	@{ echo '#include "handlers/dashboard.h"'; echo 'const char h_dashboard_html[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo '    ;'; echo 'const size_t h_dashboard_len = sizeof h_dashboard_html - 1;'; } > $@
 
 $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)

@@ -6,6 +6,7 @@
  *   GET  /dags/{name}/dot             Graphviz DOT
  *   GET  /stats, GET /metrics         from the worker's scoreboard
  *   GET  /healthz                     "ok"
+ *   GET  /dashboard                   the live page (handlers/dashboard.h)
  *   POST /admin/gc/collect?generation=G   403 unless admin
  *
  * Life of a request in libmicrohttpd: the first call only creates its state;
@@ -28,6 +29,7 @@
 
 #include "base/clock.h"
 #include "dag/dag.h"
+#include "handlers/dashboard.h"
 #include "heap/gc.h"
 
 typedef struct h_stream h_stream;
@@ -99,6 +101,17 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn, h_req *r, unsi
     /* A body we did not read leaves the connection unusable: close it. */
     bool unread = status == MHD_HTTP_CONTENT_TOO_LARGE || strcmp(code, "bad_request") == 0;
     return respond(conn, r, status, "application/json", body, len, unread);
+}
+
+/* A page compiled in (len bytes), copied for the one response. */
+static enum MHD_Result respond_static(struct MHD_Connection *conn, h_req *r, const char *type, const char *page,
+                                      size_t len)
+{
+    char *body = malloc(len);
+    if (!body)
+        return MHD_NO;
+    memcpy(body, page, len);
+    return respond(conn, r, MHD_HTTP_OK, type, body, len, false);
 }
 
 static enum MHD_Result respond_text(struct MHD_Connection *conn, h_req *r, unsigned status, const char *type,
@@ -359,6 +372,13 @@ static enum MHD_Result dispatch(h_server *s, struct MHD_Connection *conn, h_req 
     if (strcmp(url, "/healthz") == 0)
         return get ? respond_text(conn, r, MHD_HTTP_OK, "text/plain", "ok\n")
                    : not_allowed(conn, r, url, "GET, HEAD");
+    if (strcmp(url, "/dashboard") == 0) {
+        if (!s->cfg->dashboard)
+            return respond_error(conn, r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
+                                 "the dashboard is off (\"dashboard\": false in the config)");
+        return get ? respond_static(conn, r, "text/html; charset=utf-8", h_dashboard_html, h_dashboard_len)
+                   : not_allowed(conn, r, url, "GET, HEAD");
+    }
     if (strcmp(url, "/dags") == 0 || strcmp(url, "/dags/") == 0)
         return get ? route_dags(s, conn, r)
                    : not_allowed(conn, r, url, "GET, HEAD");

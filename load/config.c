@@ -257,8 +257,11 @@ static int read_string(loader *ld, const char *key, const json_t *v, const char 
 /* ====================================================================== */
 
 static const char *const top_keys[] = {
-    "listen", "workers", "max_requests", "max_body_bytes", "max_run_bytes", "timeout_ms", "graceful_timeout_ms",
-    "header_timeout_ms", "keepalive_timeout_ms", "worker_timeout_ms", "max_copied_mib", "max_copied_ratio", "max_rss_mib", "stats_interval_ms", "admin", "access_log", "worker_priority", "gc", "state", "dags", NULL,
+    "listen",           "workers",           "max_requests",     "max_body_bytes", "max_run_bytes",
+    "timeout_ms",       "graceful_timeout_ms", "header_timeout_ms", "keepalive_timeout_ms", "worker_timeout_ms",
+    "max_copied_mib",   "max_copied_ratio",  "max_rss_mib",      "stats_interval_ms", "admin",
+    "access_log",       "dashboard",         "worker_priority",  "gc",             "state",
+    "dags",             NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
@@ -324,6 +327,8 @@ static int read_scalars(loader *ld, json_t *root)
     if ((v = json_object_get(root, "admin")) && read_bool(ld, "admin", v, &c->admin))
         return LD_ERR;
     if ((v = json_object_get(root, "access_log")) && read_bool(ld, "access_log", v, &c->access_log))
+        return LD_ERR;
+    if ((v = json_object_get(root, "dashboard")) && read_bool(ld, "dashboard", v, &c->dashboard))
         return LD_ERR;
     if ((v = json_object_get(root, "max_copied_ratio"))) {
         if (!json_is_number(v))
@@ -761,6 +766,7 @@ void ld_config_defaults(ld_config *c)
     c->stats_interval_ms = 1000;
     c->admin = false;
     c->access_log = true;
+    c->dashboard = true;
     c->worker_priority = 0;
     c->gc = gc_default_config();
     c->flags = (ld_overrides){.workers = -1}; /* no flags */

@@ -65,6 +65,7 @@ typedef struct ld_config {
     int stats_interval_ms;
     bool admin;
     bool access_log;
+    bool dashboard; /* GET /dashboard on */
     int worker_priority;     /* the workers' nice value, as nginx's worker_priority */
     gc_config gc;
     ld_state_spec *state;

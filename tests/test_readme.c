@@ -262,6 +262,8 @@ static bool code_default(const char *key, char *out, size_t len)
         snprintf(out, len, "%g", c.max_copied_ratio);
     else if (strcmp(key, "admin") == 0)
         snprintf(out, len, "%s", c.admin ? "true" : "false");
+    else if (strcmp(key, "dashboard") == 0)
+        snprintf(out, len, "%s", c.dashboard ? "true" : "false");
     else if (strcmp(key, "access_log") == 0)
         snprintf(out, len, "%s", c.access_log ? "true" : "false");
     else if (strcmp(key, "gc") == 0)

@@ -875,6 +875,109 @@ static void pane_wait(const char *session, const char *const *needles, int n)
     }
 }
 
+/* --- the dashboard, in a real browser ------------------------------------- */
+
+/* Chromium, headless, on a page of the server: its DOM once the page's
+ * script has run a few seconds of (virtual) time, or with `shot`, a
+ * screenshot written there.  The output (malloc'ed). */
+static char *chromium(int port, const char *shot)
+{
+    char *cmd = shot ? dup_printf("chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+                                  "--window-size=1200,800 --virtual-time-budget=4000 --screenshot=%s "
+                                  "http://127.0.0.1:%d/dashboard 2>/dev/null",
+                                  shot, port)
+                     : dup_printf("chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=4000 "
+                                  "--dump-dom http://127.0.0.1:%d/dashboard 2>/dev/null",
+                                  port);
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    assert_non_null(p);
+    char *out = slurp_stream(p, NULL);
+    pclose(p);
+    return out ? out : strdup("");
+}
+
+/* GET /dashboard is one self-contained page (nothing fetched from
+ * elsewhere); Chromium draws it, and its table holds every worker's pid and
+ * the shared share /stats gives; "dashboard": false turns the route off. */
+static void the_dashboard_draws_every_worker_in_a_browser(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/chromium", X_OK) != 0) /* Debian's chromium, which the Makefile installs */
+        fail_msg("/usr/bin/chromium is missing");
+    server_start(&T.srv, FIXTURES "/cowdag.json", 2);
+    reply r;
+    assert_int_equal(http(T.srv.port, "GET", "/dashboard", NULL, &r), 0);
+    expect_status(&r, 200);
+    char type[64] = "";
+    assert_true(reply_header(&r, "Content-Type", type, sizeof type));
+    assert_non_null(strstr(type, "text/html"));
+    static const char *const outside[] = {"http://", "https://", "<script src", "<link", "@import", "url("};
+    for (size_t k = 0; k < sizeof outside / sizeof *outside; k++)
+        if (strstr(r.body, outside[k]))
+            fail_msg("the page refers to something outside itself: \"%s\"", outside[k]);
+    reply_free(&r);
+
+    /* what the page must show: each worker's row, with its shared share */
+    json_t *doc = stats_sampled(T.srv.port, 2);
+    char rows[2][64], figures[2][64];
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(doc, "workers"), i, w)
+    {
+        if (i >= 2)
+            break;
+        long long pid = json_integer_value(json_object_get(w, "pid"));
+        double shared =
+            json_number_value(json_object_get(json_object_get(json_object_get(w, "memory"), "state"), "shared_ratio"));
+        assert_true(pid > 0);
+        snprintf(rows[i], sizeof rows[i], "<tr id=\"w-%lld\"><td>", pid);
+        snprintf(figures[i], sizeof figures[i], "<td class=\"shared\">%.1f%%</td>", 100 * shared);
+    }
+    assert_int_equal(json_array_size(json_object_get(doc, "workers")), 2);
+    json_decref(doc);
+    /* A browser that has not drawn at all (a first start that set up its
+     * profile, say) is tried again, twice at most: that is the browser's. */
+    char *dom = NULL;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        free(dom);
+        dom = chromium(T.srv.port, NULL);
+        if (strstr(dom, "<tr id=\"w-"))
+            break;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *at = strstr(dom, rows[k]);
+        if (!at)
+            fail_msg("the drawn page has no row %s:\n%.2000s", rows[k], dom);
+        const char *end = strstr(at, "</tr>");
+        assert_non_null(end);
+        char *line = strndup(at, (size_t)(end - at));
+        if (!strstr(line, figures[k]))
+            fail_msg("the row does not show %s: %s", figures[k], line);
+        free(line);
+    }
+    free(dom);
+    char shot[256];
+    copy_fixtures(&T);
+    tmp_path(&T, "dashboard.png", shot, sizeof shot);
+    free(chromium(T.srv.port, shot));
+    size_t len = 0;
+    char *png = slurp(shot, &len);
+    assert_non_null(png);
+    assert_true(len > 10000 && memcmp(png, "\x89PNG", 4) == 0);
+    free(png);
+    server_stop(&T.srv);
+
+    char cfg[512];
+    edited_fixture_config("\"admin\": false,", "\"admin\": false, \"dashboard\": false,", cfg, sizeof cfg);
+    server_start(&T.srv, cfg, 1);
+    assert_int_equal(http(T.srv.port, "GET", "/dashboard", NULL, &r), 0);
+    expect_error(&r, 404, "not_found");
+    reply_free(&r);
+    T.passed = true;
+}
+
 static char top_session[64]; /* the tmux session a test made, killed at its teardown */
 
 static int top_teardown(void **state)
@@ -980,6 +1083,7 @@ int main(void)
         STANDALONE(gc_collect_answers_when_admin),
         STANDALONE(a_large_response_is_streamed_in_bounded_memory),
         cmocka_unit_test_setup_teardown(cowdag_top_shows_every_worker, standalone_setup, top_teardown),
+        STANDALONE(the_dashboard_draws_every_worker_in_a_browser),
         STANDALONE(stalled_streams_count_against_max_run_bytes),
         STANDALONE(tuned_full_collection_copies_the_tracked_pages_of_every_worker),
         STANDALONE(freeze_immortal_keeps_the_state_shared_through_10000_requests),
