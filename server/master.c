@@ -987,8 +987,8 @@ static void watchdog(master *m, uint64_t now, uint64_t *wake)
         return;
     for (int i = 0; i < m->nslots; i++) {
         slot *s = &m->slots[i];
-        if (!s->pid || s->sb_index < 0 || ms_sb_status(m->sb, s->sb_index) != MS_READY)
-            continue;
+        if (!s->pid || s->timed_out || s->sb_index < 0 || ms_sb_status(m->sb, s->sb_index) != MS_READY)
+            continue; /* (one killed already waits to be reaped) */
         uint64_t beat = __atomic_load_n(&m->sb->entries[s->sb_index].beat_ms, __ATOMIC_RELAXED);
         if (!beat)
             continue; /* not serving yet */

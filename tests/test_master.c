@@ -223,56 +223,56 @@ static void an_address_in_use_fails_before_the_state_loads(void **state)
 
 
 
-/* A worker busy with a long run still has a fresh memory sample: its
- * sampling thread writes it to the scoreboard without waiting for the
- * worker's loop.  The copies of /stats judged are those taken while the run
- * was going on and at least 2.5 intervals into it, when a sample published
- * only between requests would be that old; the run is sized to last four
- * intervals or more, and sized again, longer, if it ended before three
- * copies were judged. */
+/* A worker busy with a long run still has fresh memory samples: its
+ * sampling thread writes them to the scoreboard without waiting for the
+ * worker's loop.  While the run goes on, /stats is read every quarter
+ * interval; each time the busy worker's sample is younger than in the
+ * copy before, a new sample arrived.  A sample published only between
+ * requests would only age during the run, so two arrivals prove the
+ * point on a machine of any speed (how old a sample may get on a machine
+ * loaded past its cores is the scheduler's, not the server's).  The run is
+ * sized to last four intervals or more, and again, longer, if fewer than
+ * two samples arrived before it ended; the figures seen are printed. */
 static void a_busy_worker_keeps_its_memory_sample_fresh(void **state)
 {
     (void)state;
     server_start(&T.srv, FIXTURES "/cowdag.json", 2);
     json_t *doc = stats_sampled(T.srv.port, 2); /* both have a first sample */
     json_decref(doc);
-    long long oldest = -1;
-    int judged = 0;
-    for (unsigned ms = 4 * STATS_INTERVAL_MS; judged < 3 && ms <= 8 * STATS_INTERVAL_MS; ms *= 2) {
+    int arrived = 0;
+    for (unsigned ms = 4 * STATS_INTERVAL_MS; arrived < 2 && ms <= 8 * STATS_INTERVAL_MS; ms *= 2) {
         long_run lr = long_run_start(&T.srv, 2, long_run_mb(T.srv.port, ms));
         pid_t busy = long_run_wait_busy(&lr);
         uint64_t t0 = now_ms();
+        long long prev = -1, oldest = -1;
+        arrived = 0;
         while (!long_run_answered(&lr)) {
             reply r;
             assert_int_equal(http(T.srv.port, "GET", "/stats", NULL, &r), 0);
             expect_status(&r, 200);
             bool running = !long_run_answered(&lr);
-            if (running && now_ms() - t0 >= STATS_INTERVAL_MS * 5 / 2) {
-                judged++;
-                size_t i;
-                json_t *w;
-                json_array_foreach(json_object_get(r.json, "workers"), i, w)
-                {
-                    json_t *ago = json_object_get(w, "sampled_ms_ago");
-                    assert_true(json_is_integer(ago));
-                    if (json_integer_value(json_object_get(w, "pid")) == busy && json_integer_value(ago) > oldest)
-                        oldest = json_integer_value(ago);
-                }
+            size_t i;
+            json_t *w;
+            json_array_foreach(json_object_get(r.json, "workers"), i, w)
+            {
+                json_t *ago = json_object_get(w, "sampled_ms_ago");
+                assert_true(json_is_integer(ago));
+                if (!running || json_integer_value(json_object_get(w, "pid")) != busy)
+                    continue;
+                long long age = json_integer_value(ago);
+                arrived += prev >= 0 && age < prev;
+                prev = age;
+                oldest = age > oldest ? age : oldest;
             }
             reply_free(&r);
             sleep_ms(STATS_INTERVAL_MS / 4);
         }
-        print_message("%d copies of /stats judged during a %llu ms run; the busy worker's oldest sample was %lld "
-                      "ms old\n",
-                      judged, (unsigned long long)(now_ms() - t0), oldest);
+        print_message("a %llu ms run: %d samples of the busy worker arrived during it, the oldest copy %lld ms old\n",
+                      (unsigned long long)(now_ms() - t0), arrived, oldest);
         expect_long_run_ok(&lr);
         close(lr.fd);
     }
-    assert_true(judged >= 3);
-    /* One interval, and one more for taking the sample on a loaded machine:
-     * a sample published only between requests would be at least 2.5
-     * intervals old in every copy judged. */
-    assert_true(oldest <= STATS_INTERVAL_MS * 2);
+    assert_true(arrived >= 2);
     T.passed = true;
 }
 
