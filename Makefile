@@ -4,9 +4,9 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson fmt
+PKGS    := libmicrohttpd jansson fmt simdjson
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsimdjson-dev prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
 
 BUILD   ?= build
@@ -29,8 +29,9 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 MAIN_SRC := server/main.c
 LIB_SRC  := $(sort $(wildcard base/*.c heap/*.c memstats/*.c dag/*.c load/*.c handlers/*.c) \
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
-# One C++ file: the shim over {fmt} for number formatting (dag/dtoa.h).
-LIB_CXX  := dag/dtoa.cc
+# The C++ shims: {fmt} for number formatting (dag/dtoa.h), simdjson for
+# request bodies (dag/json_in.h).
+LIB_CXX  := dag/dtoa.cc dag/json_in.cc
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cc=$(BUILD)/%.o)
 BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 
