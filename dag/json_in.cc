@@ -15,6 +15,7 @@ extern "C" {
 
 #include <simdjson.h>
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -152,12 +153,34 @@ struct walker {
 
 } // namespace
 
+// jansson names the token an error is near only when it is short: an
+// integer past int64 of more than 20 characters comes out as "too big
+// integer" alone.  It is named here (its first 40 characters), found
+// backwards from where jansson stopped, which is just past it.
+static void name_the_number(const char *text, size_t len, json_error_t *err)
+{
+    if (std::strncmp(err->text, "too big ", 8) != 0 || std::strstr(err->text, " near '"))
+        return;
+    size_t pos = err->position > 0 ? (size_t)err->position : 0, end = pos < len ? pos : len, at = end;
+    while (at > 0 && ((text[at - 1] >= '0' && text[at - 1] <= '9') || text[at - 1] == '-'))
+        at--;
+    if (at == end)
+        return;
+    int n = (int)(end - at);
+    char why[sizeof err->text + 64]; // "too big negative integer" and 43 more: it fits
+    std::snprintf(why, sizeof why, "%s near '%.*s%s'", err->text, n > 40 ? 40 : n, text + at, n > 40 ? "..." : "");
+    std::memcpy(err->text, why, sizeof err->text);
+    err->text[sizeof err->text - 1] = '\0';
+}
+
 extern "C" int dag_json_parse_jansson(const char *text, size_t len, heap_obj **out, json_error_t *err)
 {
     *out = nullptr;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, err);
-    if (!j)
+    if (!j) {
+        name_the_number(text, len, err);
         return DAG_ERR;
+    }
     char why[8];
     dag_value_from_json(j, DV_ANY, out, why, sizeof why); // DV_ANY takes any JSON
     json_decref(j);
