@@ -47,7 +47,8 @@ struct walker {
     bool pack; // arrays of numbers as int64 / float64 arrays
 
     // An array all of whose items are int64 integers, or all other numbers
-    // (floats): one heap array, no object per number.  nullptr otherwise.
+    // (floats): one heap array, no object per number, filled in the pass
+    // that checks the items.  nullptr otherwise.
     heap_obj *packed(simdjson::dom::array a, size_t n)
     {
         using simdjson::dom::element_type;
@@ -56,20 +57,20 @@ struct walker {
         element_type first = (*a.begin()).type();
         if (first != element_type::INT64 && first != element_type::DOUBLE)
             return nullptr;
-        for (simdjson::dom::element item : a)
-            if (item.type() != first)
+        bool ints = first == element_type::INT64;
+        heap_obj *arr = heap_array_new_uninit(ints ? HD_I64 : HD_F64, n);
+        int64_t *iv = ints ? heap_array_i64(arr) : nullptr;
+        double *fv = ints ? nullptr : heap_array_f64(arr);
+        for (simdjson::dom::element item : a) {
+            if (item.type() != first) {
+                heap_decref(arr);
                 return nullptr;
-        if (first == element_type::INT64) {
-            heap_obj *arr = heap_array_new_uninit(HD_I64, n);
-            int64_t *v = heap_array_i64(arr);
-            for (simdjson::dom::element item : a)
-                *v++ = item.get_int64().value_unsafe();
-            return arr;
+            }
+            if (ints)
+                *iv++ = item.get_int64().value_unsafe();
+            else
+                *fv++ = item.get_double().value_unsafe();
         }
-        heap_obj *arr = heap_array_new_uninit(HD_F64, n);
-        double *v = heap_array_f64(arr);
-        for (simdjson::dom::element item : a)
-            *v++ = item.get_double().value_unsafe();
         return arr;
     }
 
