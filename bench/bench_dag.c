@@ -259,7 +259,7 @@ static void bench_request(void)
         }
     }
     printf("| path (%zu-byte body) | parse | run | response | total |\n|---|---|---|---|---|\n", blen[0]);
-    static const char *const names[] = {"jansson, dag_run (before)", "dag_request_parse, dag_run_value (the route)"};
+    static const char *const names[] = {"jansson tree, dag_run", "dag_request_parse, dag_run_value (the route now)"};
     for (int way = 0; way < 2; way++)
         printf("| %s | %.2f µs | %.2f µs | %.2f µs | %.2f µs |\n", names[way], median(ph[way][0], BATCHES),
                median(ph[way][1], BATCHES), median(ph[way][2], BATCHES), median(ph[way][3], BATCHES));

@@ -41,8 +41,8 @@ load() {
 for r in $(seq 1 "$ROUNDS"); do
   load old "$OLD" "$r" >> "$tmp/load"
   load new "$NEW" "$r" >> "$tmp/load"
-  (cd "$OLD" && build/bench/bench_dag request) | awk -v r="$r" '/^\| [a-z]/ && /µs/ {print "old", r, $0}' >> "$tmp/inproc"
-  (cd "$NEW" && build/bench/bench_dag request) | awk -v r="$r" '/^\| [a-z]/ && /µs/ {print "new", r, $0}' >> "$tmp/inproc"
+  (cd "$OLD" && build/bench/bench_dag request) | awk -v r="$r" '/µs \|$/ {print "old", r, $0}' >> "$tmp/inproc"
+  (cd "$NEW" && build/bench/bench_dag request) | awk -v r="$r" '/µs \|$/ {print "new", r, $0}' >> "$tmp/inproc"
 done
 
 med() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
@@ -58,7 +58,7 @@ for b in old new; do
   echo "| $b | median | $q | $u | $k |"
 done
 echo
-echo "## Two builds in process, bench_dag request (each line: that build's own paths)"
+echo "## Two builds in process, bench_dag request: parse, run, response, total (each build's own paths)"
 echo
-sed 's/^\([a-z]*\) \([0-9]*\) /| \1 round \2 /' "$tmp/inproc"
+sed 's/^\([a-z]*\) \([0-9]*\) |/| \1, round \2 |/' "$tmp/inproc"
 echo

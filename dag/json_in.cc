@@ -1,9 +1,11 @@
 // json_in.cc: dag_json_parse (dag/json_in.h) -- simdjson's DOM parser, its
 // document walked into heap objects, jansson on the rare path where that
-// refuses the text.  The DOM (a tape of 8-byte words) measured faster than
-// On-Demand for request-sized bodies: the walk reads each value once
-// either way, and the tape tells a list's length before its items, so a
-// list is allocated at its size.
+// refuses the text.  The DOM rather than On-Demand: Debian's simdjson 3.0.1
+// compiles On-Demand into the caller, with the portable kernel unless the
+// build targets AVX2 (the DOM dispatches to the CPU's kernel at run time),
+// and its documents have no at_end() to refuse trailing text ("[1] 2");
+// the DOM has validated the whole text before the first heap object is
+// made, and tells an array's length before its items.
 // The C headers, with C linkage; heap/heap.h is C11, and its one C-only
 // keyword is spelled for C++ here.
 #define _Noreturn [[noreturn]]
