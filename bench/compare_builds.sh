@@ -26,7 +26,8 @@ load() {
   label=$1; t=$2; r=$3
   (cd "$t" && exec build/cowdag serve -c bench/cowdag-bench.json --listen "127.0.0.1:$PORT") 2> "$tmp/log" & srv=$!
   i=0; until grep -q "listening on" "$tmp/log" || [ $i -ge 200 ]; do sleep 0.1; i=$((i+1)); done
-  sleep 0.5 # the workers report ready after the master listens
+  i=0; until [ "$(pgrep -P $srv | wc -l)" -ge 2 ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done
+  sleep 1 # the workers settle their heaps before serving
   pids=$(pgrep -P $srv | tr '\n' ' ')
   snap() { for p in $pids; do awk '{print $14, $15}' "/proc/$p/stat"; done | awk '{u+=$1; k+=$2} END {print u, k}'; }
   before=$(snap)
