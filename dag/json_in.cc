@@ -19,22 +19,28 @@ extern "C" {
 
 #include <cstdio>
 #include <cstring>
-#include <new>
 
 namespace {
 
 // The parser keeps its buffers (the tape, the string area, a padded copy of
-// the text) between calls: one per thread, grown to the largest body seen
-// (max_body_bytes bounds it).  simdjson refuses nesting past max_depth
-// itself; the walk counts as jansson does (a scalar inside 2047 arrays is
-// at depth 2048), so simdjson's bound is one more.
-simdjson::dom::parser &parser()
+// the text) between calls, one per thread -- for bodies up to KEEP_BYTES.
+// Buffers sized for n bytes take about 15n bytes of address space (a tape
+// word of 8 and a structural index of 4 a byte, the string area, the
+// copy), and what a body touched stays resident: a kept parser held 4.2 MB
+// after one 1 MB body of short strings.  A larger body gets a parser of
+// its own, freed once it is walked.  simdjson refuses nesting past
+// max_depth itself; the walk counts as jansson does (a scalar inside 2047
+// arrays is at depth 2048), so simdjson's bound is one more.
+constexpr size_t KEEP_BYTES = 64 << 10;
+constexpr size_t MAX_DEPTH = DAG_JSON_MAX_DEPTH + 1;
+
+simdjson::dom::parser &kept_parser()
 {
     static thread_local simdjson::dom::parser p;
     static thread_local bool ready = false;
     if (!ready) {
-        if (p.allocate(4096, DAG_JSON_MAX_DEPTH + 1) != simdjson::SUCCESS)
-            throw std::bad_alloc();
+        if (p.allocate(4096, MAX_DEPTH) != simdjson::SUCCESS)
+            heap_panic("json_in: out of memory for the parser");
         ready = true;
     }
     return p;
@@ -190,16 +196,27 @@ extern "C" int dag_json_parse_jansson(const char *text, size_t len, heap_obj **o
     return DAG_OK;
 }
 
+// The value simdjson and the walk make of the text, or nullptr.
+static heap_obj *simd_parse(simdjson::dom::parser &p, const char *text, size_t len, bool pack)
+{
+    simdjson::dom::element root;
+    if (p.parse(text, len, true).get(root) != simdjson::SUCCESS)
+        return nullptr;
+    walker w;
+    w.pack = pack;
+    return w.value(root, 1);
+}
+
 static int parse(const char *text, size_t len, bool pack, heap_obj **out, json_error_t *err)
 {
-    *out = nullptr;
-    simdjson::dom::element root;
-    if (parser().parse(text, len, true).get(root) == simdjson::SUCCESS) {
-        walker w;
-        w.pack = pack;
-        if ((*out = w.value(root, 1)))
-            return DAG_OK;
+    if (len <= KEEP_BYTES) {
+        *out = simd_parse(kept_parser(), text, len, pack);
+    } else {
+        simdjson::dom::parser big;
+        *out = big.allocate(len, MAX_DEPTH) == simdjson::SUCCESS ? simd_parse(big, text, len, pack) : nullptr;
     }
+    if (*out)
+        return DAG_OK;
     if (dag_json_parse_jansson(text, len, out, err) != DAG_OK)
         return DAG_ERR;
     if (pack) { // simdjson was stricter than jansson: pack what jansson read

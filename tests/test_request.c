@@ -350,6 +350,33 @@ static void an_empty_or_blank_body_is_an_error(void **state)
     refused("\n\t\r ", 4);
 }
 
+static void large_bodies_parse_as_small_ones_do(void **state)
+{
+    (void)state;
+    /* past the size whose parser buffers are kept between calls (64 KiB) */
+    size_t cap = 400000, len = 0;
+    char *text = malloc(cap);
+    len += (size_t)sprintf(text, "{\"inputs\": {\"ids\": [");
+    for (int i = 0; i < 40000; i++)
+        len += (size_t)sprintf(text + len, "%s%d", i ? "," : "", i * 7919 % 200000);
+    len += (size_t)sprintf(text + len, "], \"s\": \"%s\"}}", "caf\\u00e9");
+    assert_true(len > (64 << 10));
+    agree(text, len);
+    heap_obj *o;
+    json_error_t e;
+    assert_int_equal(dag_request_parse(text, len, &o, &e), DAG_OK);
+    heap_obj *ids = heap_dict_get_str(heap_dict_get_str(o, "inputs"), "ids");
+    assert_int_equal(heap_array_len(ids), 40000);
+    assert_int_equal(heap_array_i64(ids)[39999], 39999LL * 7919 % 200000);
+    heap_decref(o);
+    /* and an error in one keeps its line and column */
+    text[len - 3] = ',';
+    refused(text, len);
+    free(text);
+    /* a small one after a large one */
+    agree_s("{\"a\": [1, 2]}");
+}
+
 /* }====================================================================== */
 
 /* ====================================================================== */
@@ -513,6 +540,7 @@ int main(void)
         T(duplicate_keys_are_refused),
         T(malformed_utf8_and_nul_are_refused),
         T(an_empty_or_blank_body_is_an_error),
+        T(large_bodies_parse_as_small_ones_do),
         T(requests_pack_arrays_of_numbers),
         T(request_values_convert_as_json_does),
         T(corpus_and_its_mutations_agree_with_jansson),
