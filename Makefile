@@ -4,9 +4,9 @@
 # the sanitizer build).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson fmt libsystemd ncursesw
+PKGS    := libmicrohttpd jansson fmt simdjson libsystemd ncursesw
 TESTPKG := cmocka
-DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsystemd-dev libncurses-dev systemd tmux prometheus
+DEBS    := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcmocka-dev libfmt-dev libsimdjson-dev libsystemd-dev libncurses-dev systemd tmux prometheus
 BENCH_DEBS := jq time wrk gnuplot-nox
 # nginx: tests/test_deploy checks and runs deploy/nginx/cowdag.conf, and
 # `make cluster-demo` serves through it.
@@ -35,8 +35,9 @@ PC_TEST   = $(shell pkg-config --cflags --libs $(TESTPKG) 2>/dev/null)
 MAIN_SRC := server/main.c
 LIB_SRC  := $(sort $(wildcard base/*.c heap/*.c memstats/*.c dag/*.c load/*.c handlers/*.c) \
                    $(filter-out $(MAIN_SRC),$(wildcard server/*.c)))
-# One C++ file: the shim over {fmt} for number formatting (dag/dtoa.h).
-LIB_CXX  := dag/dtoa.cc
+# The C++ shims: {fmt} for number formatting (dag/dtoa.h), simdjson for
+# request bodies (dag/json_in.h).
+LIB_CXX  := dag/dtoa.cc dag/json_in.cc
 # The dashboard's page (handlers/dashboard.html) becomes a C string at build
 # time (handlers/dashboard.h), so the page stays a file one can open and edit.
 GEN_OBJ := $(BUILD)/gen/dashboard_html.o

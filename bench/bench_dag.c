@@ -3,8 +3,11 @@
  *
  *   marketing  in-process runs of Hamilton's hello world: µs per run
  *   score      customer_score with 32 random ids over 200,000 records
+ *   parse      a customer_score body parsed: jansson, jansson + conversion
+ *              to heap values, simdjson straight into heap values
  *   request    one customer_score request phase by phase (parse, run,
- *              response), and the cost of a random cache line
+ *              response), the route's path beside the one before it, and
+ *              the cost of a random cache line
  *   chain      the 1000-node chain at 96 MiB per array against a baseline
  *              doing the same reads and writes on two preallocated buffers
  */
@@ -16,8 +19,19 @@
 
 #include "base/clock.h"
 #include "dag/dag.h"
+#include "dag/json_in.h"
 #include "heap/gc.h"
 #include "load/state.h"
+
+/* The process's CPU time in ns: on a machine shared with other work, a
+ * batch's CPU time leaves out the time it waited for a core, which its
+ * wall time counts. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -135,19 +149,14 @@ static void bench_score(void)
     heap_destroy();
 }
 
-/* What one customer_score request costs in user space, in-process, phase
- * by phase: jansson parsing the body wrk sends, the run, the response --
- * the three things the bare libmicrohttpd server of bench/load.sh does not
- * do.  Then the cost of one random cache line read in a 256 MiB region with
- * 64 reads in flight (the best case for memory-bound look-ups): a run reads
- * about 14 lines per record, 450 for 32 records. */
-static void bench_request(void)
+/* The request bodies wrk sends (bench/score.lua): 32 random ids of
+ * 200,000, 222 bytes for the first. */
+enum { NREQ = 1024, BATCHES = 41, PER_BATCH = 2000 };
+static char body[NREQ][400];
+static size_t blen[NREQ];
+
+static void make_bodies(void)
 {
-    heap_obj *state = score_state();
-    dag *d = load("config/dags/customer_score.json");
-    enum { NREQ = 1024, BATCHES = 41, PER_BATCH = 2000 };
-    static char body[NREQ][400];
-    static size_t blen[NREQ];
     uint64_t x = 11;
     for (int r = 0; r < NREQ; r++) {
         int n = snprintf(body[r], sizeof body[r], "{\"inputs\":{\"ids\":[");
@@ -158,43 +167,124 @@ static void bench_request(void)
         n += snprintf(body[r] + n, sizeof body[r] - (size_t)n, "]}}");
         blen[r] = (size_t)n;
     }
-    dag_run_opts opts = {.state = state};
-    double ph[4][BATCHES];
+}
+
+/* Parsing a body into heap values, four ways, alternating batch by batch:
+ * jansson alone (the tree, dropped), jansson then the conversion (the
+ * route before), dag_json_parse (simdjson, straight into the heap: a list
+ * of 32 ints) and dag_request_parse (the same, the ids packed into one
+ * int64 array: the route now). */
+static void bench_parse(void)
+{
+    heap_init(NULL);
+    make_bodies();
+    double ph[4][BATCHES], cpu[4][BATCHES];
     for (int bt = 0; bt < BATCHES; bt++) {
-        uint64_t t[4] = {0};
-        for (int i = 0; i < PER_BATCH; i++) {
-            size_t r = (size_t)(bt * PER_BATCH + i) % NREQ;
-            uint64_t t0 = base_now_ns();
-            json_error_t jerr;
-            json_t *req = json_loadb(body[r], blen[r], JSON_REJECT_DUPLICATES, &jerr);
-            uint64_t t1 = base_now_ns();
-            dag_result res;
-            dag_fail f;
-            if (!req || dag_run(d, req, &opts, &res, &f) != DAG_OK) {
-                fprintf(stderr, "request failed\n");
-                exit(1);
+        for (int way = 0; way < 4; way++) {
+            uint64_t c0 = cpu_ns(), t0 = base_now_ns();
+            for (int i = 0; i < PER_BATCH; i++) {
+                size_t r = (size_t)(bt * PER_BATCH + i) % NREQ;
+                json_error_t jerr;
+                heap_obj *o = NULL;
+                int rc = 0;
+                if (way == 0) {
+                    json_t *j = json_loadb(body[r], blen[r], JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+                    rc = j ? 0 : -1;
+                    json_decref(j);
+                } else if (way == 1) {
+                    rc = dag_json_parse_jansson(body[r], blen[r], &o, &jerr);
+                } else if (way == 2) {
+                    rc = dag_json_parse(body[r], blen[r], &o, &jerr);
+                } else {
+                    rc = dag_request_parse(body[r], blen[r], &o, &jerr);
+                }
+                if (rc != 0) {
+                    fprintf(stderr, "parse failed\n");
+                    exit(1);
+                }
+                heap_xdecref(o);
             }
-            json_decref(req);
-            uint64_t t2 = base_now_ns();
-            dag_writer w;
-            dag_writer_init_mem(&w);
-            dag_writer_reserve(&w, 4096);
-            dag_write_response(&w, d, &res, 0, 1, &f);
-            dag_writer_free(&w);
-            dag_result_free(&res);
-            uint64_t t3 = base_now_ns();
-            t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t3 - t0;
+            ph[way][bt] = (double)(base_now_ns() - t0) / 1e3 / PER_BATCH;
+            cpu[way][bt] = (double)(cpu_ns() - c0) / 1e3 / PER_BATCH;
         }
-        for (int k = 0; k < 4; k++)
-            ph[k][bt] = (double)t[k] / 1e3 / PER_BATCH;
     }
-    printf("| parse (jansson, %zu-byte body) | run | response | total |\n|---|---|---|---|\n", blen[0]);
-    printf("| %.2f µs | %.2f µs | %.2f µs | %.2f µs |\n\n", median(ph[0], BATCHES), median(ph[1], BATCHES),
-           median(ph[2], BATCHES), median(ph[3], BATCHES));
+    printf("| %zu-byte body | jansson tree | jansson + conversion to heap values | simdjson into heap values | "
+           "simdjson into a request value (ids packed) |\n",
+           blen[0]);
+    printf("|---|---|---|---|---|\n| µs | %.3f | %.3f | %.3f | %.3f |\n", median(ph[0], BATCHES),
+           median(ph[1], BATCHES), median(ph[2], BATCHES), median(ph[3], BATCHES));
+    printf("| µs of CPU | %.3f | %.3f | %.3f | %.3f |\n", median(cpu[0], BATCHES), median(cpu[1], BATCHES),
+           median(cpu[2], BATCHES), median(cpu[3], BATCHES));
+    heap_destroy();
+}
+
+/* One request, phase by phase; `fast` is the route's path (dag_json_parse
+ * and dag_run_value), else the one before it (jansson and dag_run). */
+static void one_request(const dag *d, const dag_run_opts *opts, size_t r, bool fast, uint64_t t[4])
+{
+    uint64_t t0 = base_now_ns();
+    json_error_t jerr;
+    json_t *jreq = NULL;
+    heap_obj *hreq = NULL;
+    int rc = fast ? dag_request_parse(body[r], blen[r], &hreq, &jerr)
+                  : (jreq = json_loadb(body[r], blen[r], JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)) ? 0 : -1;
+    uint64_t t1 = base_now_ns();
+    dag_result res;
+    dag_fail f;
+    if (rc != 0 || (fast ? dag_run_value(d, hreq, opts, &res, &f) : dag_run(d, jreq, opts, &res, &f)) != DAG_OK) {
+        fprintf(stderr, "request failed\n");
+        exit(1);
+    }
+    json_decref(jreq);
+    heap_xdecref(hreq);
+    uint64_t t2 = base_now_ns();
+    dag_writer w;
+    dag_writer_init_mem(&w);
+    dag_writer_reserve(&w, 4096);
+    dag_write_response(&w, d, &res, 0, 1, &f);
+    dag_writer_free(&w);
+    dag_result_free(&res);
+    uint64_t t3 = base_now_ns();
+    t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t3 - t0;
+}
+
+/* What one customer_score request costs in user space, in-process, phase
+ * by phase: parsing the body wrk sends, the run, the response -- the three
+ * things the bare libmicrohttpd server of bench/load.sh does not do -- by
+ * the route's path and by the one before it (jansson), alternating batch
+ * by batch.  Then the cost of one random cache line read in a 256 MiB
+ * region with 64 reads in flight (the best case for memory-bound
+ * look-ups): a run reads about 14 lines per record, 450 for 32 records. */
+static void bench_request(void)
+{
+    heap_obj *state = score_state();
+    dag *d = load("config/dags/customer_score.json");
+    make_bodies();
+    dag_run_opts opts = {.state = state};
+    double ph[2][4][BATCHES], cpu[2][BATCHES];
+    for (int bt = 0; bt < BATCHES; bt++) {
+        for (int way = 0; way < 2; way++) {
+            uint64_t t[4] = {0}, c0 = cpu_ns();
+            for (int i = 0; i < PER_BATCH; i++)
+                one_request(d, &opts, (size_t)(bt * PER_BATCH + i) % NREQ, way == 1, t);
+            for (int k = 0; k < 4; k++)
+                ph[way][k][bt] = (double)t[k] / 1e3 / PER_BATCH;
+            cpu[way][bt] = (double)(cpu_ns() - c0) / 1e3 / PER_BATCH;
+        }
+    }
+    printf("| path (%zu-byte body) | parse | run | response | total | total, CPU time |\n|---|---|---|---|---|---|\n",
+           blen[0]);
+    static const char *const names[] = {"jansson tree, dag_run", "dag_request_parse, dag_run_value (the route now)"};
+    for (int way = 0; way < 2; way++)
+        printf("| %s | %.2f µs | %.2f µs | %.2f µs | %.2f µs | %.2f µs |\n", names[way], median(ph[way][0], BATCHES),
+               median(ph[way][1], BATCHES), median(ph[way][2], BATCHES), median(ph[way][3], BATCHES),
+               median(cpu[way], BATCHES));
+    printf("\n");
     dag_free(d);
     heap_destroy();
 
     /* One random line: 64 independent reads at a time over 256 MiB. */
+    uint64_t x = 11;
     size_t size = (size_t)256 << 20;
     unsigned char *m = malloc(size);
     memset(m, 1, size);
@@ -289,6 +379,11 @@ int main(int argc, char **argv)
             bench_marketing();
         if (!only || strcmp(only, "score") == 0)
             bench_score();
+        printf("\n");
+    }
+    if (!only || strcmp(only, "parse") == 0) {
+        printf("## Parsing a customer_score request body (median of 41 batches, alternating)\n\n");
+        bench_parse();
         printf("\n");
     }
     if (!only || strcmp(only, "request") == 0) {

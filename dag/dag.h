@@ -133,6 +133,9 @@ typedef struct dag_result {
  * (every member optional; NULL means {}).  DAG_OK fills res; DAG_ERR fills
  * fail, and then nothing is held. */
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail);
+/* The same request as a heap value (borrowed), as dag_json_parse makes it
+ * from a body (dag/json_in.h): the route's way, with no jansson tree. */
+int dag_run_value(const dag *d, heap_obj *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail);
 void dag_result_free(dag_result *res);
 
 /* Writes the run response (README.md, "Serving"):

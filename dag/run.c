@@ -151,40 +151,40 @@ static void plan_walk(run *r, uint32_t root, uint32_t *stack, uint32_t *next)
 
 /* The member, or NULL when absent or null; *bad says it was there but of
  * the wrong kind (reported). */
-static const json_t *member(const json_t *req, const char *key, json_type want, problems *p, bool *bad)
+static heap_obj *member(heap_obj *req, const char *key, heap_type want, problems *p, bool *bad)
 {
-    const json_t *v = req ? json_object_get(req, key) : NULL;
+    heap_obj *v = req ? heap_dict_get_str(req, key) : NULL;
     *bad = false;
-    if (!v || json_is_null(v))
+    if (!v || heap_type_of(v) == HT_NONE)
         return NULL;
-    if (json_typeof(v) != want) {
-        problem(p, 1, NULL, "\"%s\" must be %s", key, want == JSON_OBJECT ? "an object" : "an array of node names");
+    if (heap_type_of(v) != want && !(want == HT_LIST && heap_type_of(v) == HT_ARRAY)) { /* packed: numbers */
+        problem(p, 1, NULL, "\"%s\" must be %s", key, want == HT_DICT ? "an object" : "an array of node names");
         *bad = true;
         return NULL;
     }
     return v;
 }
 
-/* The request's three members, each NULL when absent or null; *_bad says
- * one was there but of the wrong kind (reported). */
+/* The request's three members (borrowed), each NULL when absent or null;
+ * *_bad says one was there but of the wrong kind (reported). */
 typedef struct request {
-    const json_t *inputs, *overrides, *outputs;
+    heap_obj *inputs, *overrides, *outputs;
     bool inputs_bad, overrides_bad, outputs_bad;
 } request;
 
 /* Reads the request's members, reporting unknown ones. */
-static void plan_members(const json_t *req, request *q, problems *p)
+static void plan_members(heap_obj *req, request *q, problems *p)
 {
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)req, key, v)
-    {
+    size_t pos = 0;
+    heap_obj *k;
+    while (req && heap_dict_next(req, &pos, &k, NULL)) {
+        const char *key = heap_str_data(k);
         if (strcmp(key, "inputs") && strcmp(key, "overrides") && strcmp(key, "outputs"))
             problem(p, 1, NULL, "unknown request member \"%s\"", key);
     }
-    q->inputs = member(req, "inputs", JSON_OBJECT, p, &q->inputs_bad);
-    q->overrides = member(req, "overrides", JSON_OBJECT, p, &q->overrides_bad);
-    q->outputs = member(req, "outputs", JSON_ARRAY, p, &q->outputs_bad);
+    q->inputs = member(req, "inputs", HT_DICT, p, &q->inputs_bad);
+    q->overrides = member(req, "overrides", HT_DICT, p, &q->overrides_bad);
+    q->outputs = member(req, "outputs", HT_LIST, p, &q->outputs_bad);
 }
 
 /* The plan's arrays, in one block per node: values, pending counts, the
@@ -216,11 +216,10 @@ static void plan_outputs(run *r, const request *q, problems *p)
         }
         return;
     }
-    size_t i;
-    json_t *v;
-    json_array_foreach(q->outputs, i, v)
-    {
-        const char *name = json_string_value(v);
+    bool packed = heap_type_of(q->outputs) == HT_ARRAY; /* numbers, none a name */
+    for (size_t i = 0, n = packed ? heap_array_len(q->outputs) : heap_list_len(q->outputs); i < n; i++) {
+        heap_obj *v = packed ? NULL : heap_list_get(q->outputs, i);
+        const char *name = v && heap_type_of(v) == HT_STR ? heap_str_data(v) : NULL;
         uint32_t id = name ? dag_find(d, name) : DAG_NONE;
         if (!name)
             problem(p, 1, NULL, "outputs[%zu] must be a node name", i);
@@ -239,24 +238,25 @@ static void plan_overrides(run *r, const request *q, problems *p)
 {
     const dag *d = r->d;
     char err[256];
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)q->overrides, key, v)
-    {
+    size_t pos = 0;
+    heap_obj *k, *v;
+    while (q->overrides && heap_dict_next(q->overrides, &pos, &k, &v)) {
+        const char *key = heap_str_data(k);
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE) {
             problem(p, 1, key, "override '%s' names no node", key);
             continue;
         }
         dag_vtype t = d->nodes[id].kind == DK_INPUT ? d->nodes[id].type : DV_ANY;
-        if (dag_value_from_json(v, t, &r->value[id], err, sizeof err) != DAG_OK) {
+        if (dag_value_from_value(v, t, &r->value[id], err, sizeof err) != DAG_OK) {
             problem(p, 1, key, "override '%s': %s", key, err);
             continue;
         }
         r->flags[id] |= F_PROVIDED;
     }
-    json_object_foreach((json_t *)q->inputs, key, v)
-    {
+    pos = 0;
+    while (q->inputs && heap_dict_next(q->inputs, &pos, &k, NULL)) {
+        const char *key = heap_str_data(k);
         uint32_t id = dag_find(d, key);
         if (id == DAG_NONE || d->nodes[id].kind != DK_INPUT)
             problem(p, 1, key, "'%s' is not an input of DAG '%s'", key, d->name);
@@ -274,10 +274,10 @@ static void plan_inputs(run *r, const request *q, problems *p)
         const dag_node *n = &d->nodes[id];
         if (n->kind != DK_INPUT || (r->flags[id] & F_PROVIDED))
             continue;
-        const json_t *given = q->inputs ? json_object_get(q->inputs, n->name) : NULL;
+        heap_obj *given = q->inputs ? heap_dict_get_str(q->inputs, n->name) : NULL;
         if (!given && !n->value)
             problem(p, 2, n->name, "missing input '%s'", n->name);
-        else if (given && dag_value_from_json(given, n->type, &r->value[id], err, sizeof err) != DAG_OK)
+        else if (given && dag_value_from_value(given, n->type, &r->value[id], err, sizeof err) != DAG_OK)
             problem(p, 1, n->name, "input '%s': %s", n->name, err);
     }
 }
@@ -301,10 +301,10 @@ static void plan_finish(run *r, const request *q)
 
 /* Plans a request: what to compute, in which order, from which given
  * values.  Every problem of the request is collected and answered at once. */
-static int plan(run *r, const json_t *req, dag_fail *fail)
+static int plan(run *r, heap_obj *req, dag_fail *fail)
 {
     problems p = {0};
-    if (req && !json_is_object(req))
+    if (req && heap_type_of(req) != HT_DICT)
         return failf(fail, "type_error", NULL, "the request must be a JSON object");
     request q;
     plan_members(req, &q, &p);
@@ -390,6 +390,17 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
 }
 
 int dag_run(const dag *d, const json_t *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
+{
+    heap_obj *req = NULL;
+    char err[8];
+    if (request)
+        dag_value_from_json(request, DV_ANY, &req, err, sizeof err); /* DV_ANY takes any JSON */
+    int rc = dag_run_value(d, req, opts, res, fail);
+    heap_xdecref(req);
+    return rc;
+}
+
+int dag_run_value(const dag *d, heap_obj *request, const dag_run_opts *opts, dag_result *res, dag_fail *fail)
 {
     uint64_t t0 = base_now_ns();
     uint64_t base = heap_live_bytes();

@@ -18,7 +18,7 @@
 /* {  Types                                                                */
 /* ====================================================================== */
 
-static const char *const vtype_names[] = {"any", "int", "float", "str", "bool", "array", "list", "dict"};
+static const char *const vtype_names[] = {"any", "int", "float", "str", "bool", "array", "list", "dict", "int_array"};
 
 int dag_vtype_parse(const char *s, dag_vtype *out)
 {
@@ -55,6 +55,8 @@ bool dag_value_is(const heap_obj *o, dag_vtype t)
         return o->type == HT_LIST;
     case DV_DICT:
         return o->type == HT_DICT;
+    case DV_IARRAY:
+        return o->type == HT_ARRAY && heap_array_dtype(o) == HD_I64;
     }
     return false;
 }
@@ -176,6 +178,249 @@ int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *e
         if (!json_is_object(j))
             return base_errf(err, errlen, "expected dict, got %s", dag_json_kind(j));
         *out = from_json_any(j);
+        return DAG_OK;
+    case DV_IARRAY: {
+        if (!json_is_array(j))
+            return base_errf(err, errlen, "expected array of integers, got %s", dag_json_kind(j));
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(j, i);
+            if (!json_is_integer(e))
+                return base_errf(err, errlen, "element %zu: expected integer, got %s", i, dag_json_kind(e));
+        }
+        heap_obj *a = heap_array_new_uninit(HD_I64, n);
+        int64_t *v = heap_array_i64(a);
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_integer_value(json_array_get(j, i));
+        *out = a;
+        return DAG_OK;
+    }
+    }
+    return base_errf(err, errlen, "unknown type");
+}
+
+const char *dag_value_kind(const heap_obj *v)
+{
+    switch (heap_type_of(v)) {
+    case HT_DICT:
+        return "object";
+    case HT_LIST:
+    case HT_ARRAY: /* a packed JSON array */
+        return "array";
+    case HT_STR:
+        return "string";
+    case HT_INT:
+        return "integer";
+    case HT_FLOAT:
+        return "real";
+    case HT_BOOL:
+        return "boolean";
+    case HT_NONE:
+        return "null";
+    default:
+        return heap_type_name(heap_type_of(v));
+    }
+}
+
+static int same(heap_obj *v, heap_obj **out)
+{
+    heap_incref(v);
+    *out = v;
+    return DAG_OK;
+}
+
+/* A list of numbers (null: NaN) into a float64 array, of ints into an
+ * int64 array; the first item that does not fit is named. */
+static int list_to_array(heap_obj *l, heap_dtype dt, heap_obj **out, char *err, size_t errlen)
+{
+    size_t n = heap_list_len(l);
+    for (size_t i = 0; i < n; i++) {
+        heap_type t = heap_type_of(heap_list_get(l, i));
+        if (dt == HD_I64 ? t != HT_INT : t != HT_INT && t != HT_FLOAT && t != HT_NONE)
+            return base_errf(err, errlen, "element %zu: expected %s, got %s", i, dt == HD_I64 ? "integer" : "number",
+                             dag_value_kind(heap_list_get(l, i)));
+    }
+    heap_obj *a = heap_array_new_uninit(dt, n);
+    if (dt == HD_I64) {
+        int64_t *v = heap_array_i64(a);
+        for (size_t i = 0; i < n; i++)
+            v[i] = heap_int_value(heap_list_get(l, i));
+    } else {
+        double *v = heap_array_f64(a);
+        for (size_t i = 0; i < n; i++) {
+            heap_obj *e = heap_list_get(l, i);
+            heap_type t = heap_type_of(e);
+            v[i] = t == HT_NONE ? NAN : t == HT_INT ? (double)heap_int_value(e) : heap_float_value(e);
+        }
+    }
+    *out = a;
+    return DAG_OK;
+}
+
+/* --- request values: arrays of numbers packed ------------------------------ */
+
+/* Whether o holds a packed array anywhere (o is a parsed value: lists,
+ * dicts, scalars and packed arrays only). */
+static bool holds_array(heap_obj *o)
+{
+    switch (heap_type_of(o)) {
+    case HT_ARRAY:
+        return true;
+    case HT_LIST:
+        for (size_t i = 0, n = heap_list_len(o); i < n; i++)
+            if (holds_array(heap_list_get(o, i)))
+                return true;
+        return false;
+    case HT_DICT: {
+        size_t pos = 0;
+        heap_obj *v;
+        while (heap_dict_next(o, &pos, NULL, &v))
+            if (holds_array(v))
+                return true;
+        return false;
+    }
+    default:
+        return false;
+    }
+}
+
+/* Whether o holds a list that packing would turn into an array. */
+static bool packable(heap_obj *l)
+{
+    size_t n = heap_list_len(l);
+    if (n == 0)
+        return false;
+    heap_type t = heap_type_of(heap_list_get(l, 0));
+    if (t != HT_INT && t != HT_FLOAT)
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (heap_type_of(heap_list_get(l, i)) != t)
+            return false;
+    return true;
+}
+
+/* A copy of o, lists packed into arrays (pack) or arrays into lists: the
+ * one walk for both ways. */
+static heap_obj *rebuild(heap_obj *o, bool pack)
+{
+    heap_type t = heap_type_of(o);
+    if (pack && t == HT_LIST && packable(o)) {
+        size_t n = heap_list_len(o);
+        bool ints = heap_type_of(heap_list_get(o, 0)) == HT_INT;
+        heap_obj *a = heap_array_new_uninit(ints ? HD_I64 : HD_F64, n);
+        for (size_t i = 0; i < n; i++)
+            if (ints)
+                heap_array_i64(a)[i] = heap_int_value(heap_list_get(o, i));
+            else
+                heap_array_f64(a)[i] = heap_float_value(heap_list_get(o, i));
+        return a;
+    }
+    if (!pack && t == HT_ARRAY) {
+        size_t n = heap_array_len(o);
+        heap_obj *l = heap_list_new(n);
+        for (size_t i = 0; i < n; i++)
+            heap_list_append_new(l, heap_array_dtype(o) == HD_I64 ? heap_int_new(heap_array_i64(o)[i])
+                                                                  : heap_float_new(heap_array_f64(o)[i]));
+        return l;
+    }
+    if (t == HT_LIST) {
+        size_t n = heap_list_len(o);
+        heap_obj *l = heap_list_new(n);
+        for (size_t i = 0; i < n; i++)
+            heap_list_append_new(l, rebuild(heap_list_get(o, i), pack));
+        return l;
+    }
+    if (t == HT_DICT) {
+        heap_obj *d = heap_dict_new();
+        size_t pos = 0;
+        heap_obj *k, *v;
+        while (heap_dict_next(o, &pos, &k, &v))
+            heap_dict_set_new(d, k, rebuild(v, pack));
+        return d;
+    }
+    heap_incref(o);
+    return o;
+}
+
+heap_obj *dag_value_pack(heap_obj *o)
+{
+    return rebuild(o, true);
+}
+
+heap_obj *dag_value_unpack(heap_obj *o)
+{
+    if (!holds_array(o)) {
+        heap_incref(o);
+        return o;
+    }
+    return rebuild(o, false);
+}
+
+/* A packed array as the other dtype's array, or itself. */
+static heap_obj *array_as(heap_obj *a, heap_dtype dt)
+{
+    if (heap_array_dtype(a) == dt) {
+        heap_incref(a);
+        return a;
+    }
+    size_t n = heap_array_len(a);
+    heap_obj *b = heap_array_new_uninit(dt, n);
+    for (size_t i = 0; i < n; i++) /* only int64 to float64: the other way is refused */
+        heap_array_f64(b)[i] = (double)heap_array_i64(a)[i];
+    return b;
+}
+
+int dag_value_from_value(heap_obj *v, dag_vtype want, heap_obj **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    heap_type t = heap_type_of(v);
+    bool seq = t == HT_LIST || t == HT_ARRAY;
+    switch (want) {
+    case DV_ANY:
+        *out = dag_value_unpack(v);
+        return DAG_OK;
+    case DV_INT:
+        if (t != HT_INT)
+            return base_errf(err, errlen, "expected int, got %s", dag_value_kind(v));
+        return same(v, out);
+    case DV_FLOAT:
+        if (t == HT_FLOAT)
+            return same(v, out);
+        if (t != HT_INT)
+            return base_errf(err, errlen, "expected float, got %s", dag_value_kind(v));
+        *out = heap_float_new((double)heap_int_value(v));
+        return DAG_OK;
+    case DV_STR:
+        if (t != HT_STR)
+            return base_errf(err, errlen, "expected str, got %s", dag_value_kind(v));
+        return same(v, out);
+    case DV_BOOL:
+        if (t != HT_BOOL)
+            return base_errf(err, errlen, "expected bool, got %s", dag_value_kind(v));
+        return same(v, out);
+    case DV_ARRAY:
+        if (!seq)
+            return base_errf(err, errlen, "expected array of numbers, got %s", dag_value_kind(v));
+        if (t == HT_ARRAY)
+            return *out = array_as(v, HD_F64), DAG_OK;
+        return list_to_array(v, HD_F64, out, err, errlen);
+    case DV_IARRAY:
+        if (!seq)
+            return base_errf(err, errlen, "expected array of integers, got %s", dag_value_kind(v));
+        if (t == HT_ARRAY && heap_array_dtype(v) == HD_F64)
+            return base_errf(err, errlen, "element 0: expected integer, got real");
+        if (t == HT_ARRAY)
+            return same(v, out);
+        return list_to_array(v, HD_I64, out, err, errlen);
+    case DV_LIST:
+        if (!seq)
+            return base_errf(err, errlen, "expected list, got %s", dag_value_kind(v));
+        *out = dag_value_unpack(v);
+        return DAG_OK;
+    case DV_DICT:
+        if (t != HT_DICT)
+            return base_errf(err, errlen, "expected dict, got %s", dag_value_kind(v));
+        *out = dag_value_unpack(v);
         return DAG_OK;
     }
     return base_errf(err, errlen, "unknown type");

@@ -25,9 +25,11 @@ typedef enum dag_vtype {
     DV_ARRAY, /* a JSON array of numbers (null: NaN) -> float64 array */
     DV_LIST,  /* a JSON array -> list */
     DV_DICT,  /* a JSON object -> dict with str keys */
+    DV_IARRAY, /* a JSON array of integers -> int64 array (exact ids) */
 } dag_vtype;
 
-/* "any" "int" "float" "str" "bool" "array" "list" "dict"; DAG_ERR else. */
+/* "any" "int" "float" "str" "bool" "array" "list" "dict" "int_array";
+ * DAG_ERR else. */
 int dag_vtype_parse(const char *s, dag_vtype *out);
 const char *dag_vtype_name(dag_vtype t);
 
@@ -35,6 +37,24 @@ const char *dag_vtype_name(dag_vtype t);
  * On DAG_ERR, err says what did not fit ("expected int, got string",
  * "element 3: expected number, got string"). */
 int dag_value_from_json(const json_t *j, dag_vtype want, heap_obj **out, char *err, size_t errlen);
+
+/* The same conversion from a heap value that dag_json_parse or
+ * dag_request_parse made of a JSON text (dag/json_in.h): the same results
+ * and the same messages, as if v were the JSON it came from (a packed
+ * array reads as the JSON array it was).  *out gets a new reference (v
+ * itself when it already has the type). */
+int dag_value_from_value(heap_obj *v, dag_vtype want, heap_obj **out, char *err, size_t errlen);
+
+/* Request values (dag/json_in.h, dag_request_parse): a parsed value with
+ * every non-empty list of ints packed into an int64 array and every one of
+ * floats into a float64 array; and back (lists again, v itself when it
+ * holds no array).  New references. */
+heap_obj *dag_value_pack(heap_obj *v);
+heap_obj *dag_value_unpack(heap_obj *v);
+
+/* The JSON kind a parsed heap value came from, named as dag_json_kind
+ * names it. */
+const char *dag_value_kind(const heap_obj *v);
 
 /* The name of a JSON value's type, in jansson's terms (object, array,
  * string, integer, real, boolean, null), for messages. */

@@ -29,6 +29,7 @@
 
 #include "base/clock.h"
 #include "dag/dag.h"
+#include "dag/json_in.h"
 #include "handlers/dashboard.h"
 #include "heap/gc.h"
 
@@ -233,16 +234,15 @@ static unsigned status_of(const char *code)
 
 static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req *r, const dag *d)
 {
-    json_t *req = NULL;
-    if (r->len) {
+    heap_obj *req = NULL;
+    if (r->len) { /* straight into heap values (dag/json_in.h) */
         json_error_t jerr;
-        req = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-        if (!req)
+        if (dag_request_parse(r->body, r->len, &req, &jerr) != DAG_OK)
             return respond_error(conn, r, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, "line %d, column %d: %s",
                                  jerr.line, jerr.column, jerr.text);
-        if (!json_is_object(req)) { /* JSON, of the wrong type: whatever the type, one fault */
-            const char *kind = dag_json_kind(req);
-            json_decref(req);
+        if (heap_type_of(req) != HT_DICT) { /* JSON, of the wrong type: whatever the type, one fault */
+            const char *kind = dag_value_kind(req);
+            heap_decref(req);
             return respond_error(conn, r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type_error", NULL,
                                  "the request body must be a JSON object, got %s", kind);
         }
@@ -252,7 +252,7 @@ static enum MHD_Result route_run(h_server *s, struct MHD_Connection *conn, h_req
     dag_result res;
     dag_fail f = {0};
     int rc = ld_world_run(s->world, s->cfg, d, req, r->t0_ns, s->streaming_bytes, &res, &f);
-    json_decref(req);
+    heap_xdecref(req);
     uint64_t held = rc == DAG_OK ? res.held_bytes : 0; /* what the outputs hold */
     dag_response *out = NULL;
     if (rc == DAG_OK && dag_response_new(d, &res, s->worker, s->pid ? s->pid : (long)getpid(), &out, &f) != DAG_OK) {

@@ -95,7 +95,7 @@ int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy po
     return LD_OK;
 }
 
-int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, const json_t *req, uint64_t start_ns,
+int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, heap_obj *req, uint64_t start_ns,
                  uint64_t held, dag_result *res, dag_fail *f)
 {
     uint64_t budget = cfg->max_run_bytes;
@@ -110,7 +110,7 @@ int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, const js
     dag_run_opts opts = {.state = w->state,
                          .max_bytes = budget - held,
                          .deadline_ns = cfg->timeout_ms ? start_ns + (uint64_t)cfg->timeout_ms * 1000000u : 0};
-    return dag_run(d, req, &opts, res, f);
+    return dag_run_value(d, req, &opts, res, f);
 }
 
 void ld_world_free(ld_world *w)

@@ -32,14 +32,14 @@ typedef enum ld_state_policy {
 int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy policy, ld_world *w,
                    FILE *errout);
 
-/* Runs one request (NULL: {}) of d, a DAG of w, under cfg's limits, as
+/* Runs one request (a heap value, borrowed; NULL: {}) of d, a DAG of w, under cfg's limits, as
  * POST /dags/NAME/run and `cowdag run` both do: timeout_ms counts from
  * start_ns (base_now_ns(), when the request arrived), and the run's heap
  * budget is max_run_bytes less `held`, the bytes earlier results still
  * hold (responses still being sent).  DAG_OK fills res (the caller frees
  * it); DAG_ERR fills f -- limit_exceeded at once when `held` leaves no
  * budget. */
-int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, const json_t *req, uint64_t start_ns,
+int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, heap_obj *req, uint64_t start_ns,
                  uint64_t held, dag_result *res, dag_fail *f);
 
 /* The DAG called name, or NULL. */

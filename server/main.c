@@ -407,13 +407,17 @@ static int cmd_run(int argc, char **argv)
     /* The route's limits; timeout_ms from the start of the run (loading the
      * state is not part of it). */
     dag_result res;
-    if (ld_world_run(&w, &cfg, d, req, base_now_ns(), 0, &res, &f) != DAG_OK) {
+    heap_obj *hreq;
+    char err[8];
+    dag_value_from_json(req, DV_ANY, &hreq, err, sizeof err); /* DV_ANY takes any JSON */
+    json_decref(req);
+    if (ld_world_run(&w, &cfg, d, hreq, base_now_ns(), 0, &res, &f) != DAG_OK) {
         rc = print_error_json(&f);
     } else {
         rc = run_print(d, &res);
         dag_result_free(&res);
     }
-    json_decref(req);
+    heap_decref(hreq);
     ld_world_free(&w);
     ld_config_free(&cfg);
     return rc;

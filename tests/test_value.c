@@ -6,11 +6,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "dag/dtoa.h"
 #include "dag/value.h"
 #include "heap/gc.h"
 #include "tests/support.h"
@@ -117,6 +119,88 @@ static void doubles_print_as_python_repr(void **state)
     assert_emits(inf, "null");
     heap_decref(nan);
     heap_decref(inf);
+}
+
+/* The significant digits of a number's text (no sign, point, leading
+ * zeros or exponent) and its decimal exponent: "0.00123" has "123" and
+ * -3 (0.123e-2 -> the first digit's place, counted as Python's decpt). */
+static int digits_of(const char *s, char *digits, int *point)
+{
+    int n = 0, before = 0;
+    bool seen_point = false, leading = true;
+    const char *p = s + (*s == '-');
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') {
+            seen_point = true;
+            continue;
+        }
+        if (leading && *p == '0') {
+            if (seen_point)
+                before--;
+            continue;
+        }
+        leading = false;
+        digits[n++] = *p;
+        if (!seen_point)
+            before++;
+    }
+    while (n > 1 && digits[n - 1] == '0') /* "100.0": the digit 1 */
+        n--;
+    digits[n] = '\0';
+    *point = before + (*p == 'e' ? atoi(p + 1) : 0);
+    return n;
+}
+
+static void doubles_are_shortest_round_trips_in_python_s_layout(void **state)
+{
+    (void)state;
+    uint64_t x = 99;
+    for (int i = 0; i < 200000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        double v;
+        if (i % 2) {
+            uint64_t bits = x ^ (x >> 29);
+            memcpy(&v, &bits, sizeof v);
+        } else { /* decimals a person types: 1 to 6 digits at some scale */
+            v = (double)((x >> 20) % 1000000) * pow(10.0, (int)((x >> 50) % 40) - 20);
+        }
+        if (!isfinite(v))
+            continue;
+        char buf[DAG_DTOA_BUF];
+        int len = dag_dtoa(v, buf);
+        assert_int_equal(len, (int)strlen(buf));
+        double back = strtod(buf, NULL);
+        if (memcmp(&back, &v, sizeof v) != 0)
+            fail_msg("%s does not read back as %.17g", buf, v);
+        if (v == 0) {
+            assert_string_equal(buf, signbit(v) ? "-0.0" : "0.0");
+            continue;
+        }
+        /* as few digits as any text that reads back */
+        int shortest = 1;
+        for (; shortest < 17; shortest++) {
+            char t[40];
+            snprintf(t, sizeof t, "%.*e", shortest - 1, v);
+            if (strtod(t, NULL) == v)
+                break;
+        }
+        char digits[32];
+        int point;
+        int n = digits_of(buf, digits, &point);
+        if (n != shortest)
+            fail_msg("%s has %d digits, %.*e has %d", buf, n, shortest - 1, v, shortest);
+        /* Python's layout: exponent from 1e16 and below 1e-4, else fixed with a point */
+        bool sci = strchr(buf, 'e') != NULL;
+        if (sci != (point > 16 || point <= -4))
+            fail_msg("%s: point at %d, %s notation", buf, point, sci ? "scientific" : "fixed");
+        if (sci) {
+            const char *e = strchr(buf, 'e');
+            assert_true(e[1] == '+' || e[1] == '-');
+            assert_true(strlen(e + 2) >= 2);
+        } else {
+            assert_non_null(strchr(buf, '.'));
+        }
+    }
 }
 
 static void strings_are_escaped_and_always_valid_utf8(void **state)
@@ -314,6 +398,7 @@ int main(void)
         T(typed_conversion_accepts_and_rejects),
         T(array_input_maps_null_to_nan_and_names_bad_elements),
         T(doubles_print_as_python_repr),
+        T(doubles_are_shortest_round_trips_in_python_s_layout),
         T(strings_are_escaped_and_always_valid_utf8),
         T(containers_emit_in_order_with_int_keys_as_strings),
         T(json_round_trips_through_the_heap),
