@@ -152,8 +152,8 @@ bench-cow: deps-bench $(BUILD)/cowdag
 # alternating in one run; then each one's total PSS at 1, 2, 4 and 8
 # workers.  Results in bench/results/ (peers.md, peers_memory.csv,
 # peers_memory.png); UPDATE_README=1 also rewrites README.md's tables.
-# Parameters: ROUNDS=3 DURATION=8 WORKERS=2 MEMORY=1 MEM_WORKERS="1 2 4 8"
-# MEM_REQUESTS=10000 (a worker), RECORDS=200000.
+# Parameters: ROUNDS=5 DURATION=8 WARMUP=2 WORKERS=2 MEMORY=1 MEM_WORKERS="1 2 4 8"
+# MEM_REQUESTS=10000 (a worker), PORT_BASE=18195 (5 ports from there).
 bench-peers: deps-peers $(BUILD)/cowdag $(BUILD)/bench/bare_server
 	@sh bench/peers.sh $(BUILD)
 

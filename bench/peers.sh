@@ -13,7 +13,7 @@
 # the servers one after another in each, WORKERS workers each, wrk -t2 -c8
 # keep-alive for WARMUP s (not counted), then DURATION s measured.  Memory
 # (MEMORY=1): each server but the bare one at each of MEM_WORKERS workers,
-# MEM_REQUESTS requests a worker (wrk -t1 -c16, bench/peers/fixed.lua), then
+# MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua), then
 # the PSS of the master and every process under it (/proc/PID/smaps_rollup).
 # Writes bench/results/peers.md, peers_memory.csv and peers_memory.png;
 # with UPDATE_README=1 also README.md's tables between the peers markers.
@@ -21,7 +21,7 @@
 set -eu
 B=$(cd "${1:-build}" && pwd)
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 WORKERS=${WORKERS:-2}
@@ -51,8 +51,11 @@ started=$(date +%s)
 
 # --- the servers ----------------------------------------------------------------
 
+# Ports PORT_BASE (default 18195) to PORT_BASE + 4, apart from the other
+# benchmarks' (18181 to 18184).
 port_of() {
-  case $1 in bare) echo 18191 ;; cowdag) echo 18192 ;; node) echo 18193 ;; gthread) echo 18194 ;; sync) echo 18195 ;; esac
+  b=${PORT_BASE:-18195}
+  case $1 in bare) echo $b ;; cowdag) echo $((b + 1)) ;; node) echo $((b + 2)) ;; gthread) echo $((b + 3)) ;; sync) echo $((b + 4)) ;; esac
 }
 
 GUNICORN=$(command -v gunicorn || true)
@@ -79,6 +82,11 @@ label() {
 # does within 120 s.
 start_server() {
   port=$(port_of "$1")
+  if ss -Htln "sport = :$port" | grep -q .; then
+    say "port $port, for $1, is taken by another process (set PORT_BASE):"
+    ss -Htlnp "sport = :$port" >&2
+    return 1
+  fi
   case $1 in
   bare) "$B/bench/bare_server" "$port" "$2" > "$tmp/log" 2>&1 & ready="" ;;
   cowdag) "$B/cowdag" serve -c bench/cowdag-bench.json --listen "127.0.0.1:$port" --workers "$2" > "$tmp/log" 2>&1 &
@@ -203,7 +211,7 @@ r=1
 while [ "$r" -le "$ROUNDS" ]; do
   for s in $SERVERS; do
     [ -e "$tmp/skip.$s" ] && continue
-    start_server "$s" "$WORKERS" || { echo "did not start" > "$tmp/skip.$s"; continue; }
+    start_server "$s" "$WORKERS" || { say "round $r, $s: not measured"; continue; }
     if [ "$s" = cowdag ] && [ ! -e "$tmp/check/1.cowdag" ]; then
       answers cowdag
     elif [ "$s" != bare ] && [ "$s" != cowdag ]; then
@@ -232,7 +240,7 @@ memory_point() {
   rm -f "$tmp/done"
   quota=$((MEM_REQUESTS * $2))
   t0=$(date +%s)
-  PEERS_QUOTA=$quota PEERS_DONE="$tmp/done" wrk -t1 -c16 -d"$((MEM_TIMEOUT + 10))s" -s bench/peers/fixed.lua \
+  PEERS_QUOTA=$quota PEERS_DONE="$tmp/done" wrk -t1 -c32 -d"$((MEM_TIMEOUT + 10))s" -s bench/peers/fixed.lua \
     "http://127.0.0.1:$(port_of "$1")/" > "$tmp/memwrk" &
   load=$!
   while [ ! -e "$tmp/done" ] && [ $(($(date +%s) - t0)) -lt "$MEM_TIMEOUT" ]; do sleep 0.2; done
@@ -332,7 +340,7 @@ cow_rps=$(column_of cowdag 3)
     echo
     echo "## Memory: total PSS of the master and its workers"
     echo
-    echo "After $MEM_REQUESTS requests a worker (wrk -t1 -c16, bench/peers/fixed.lua; one thread, so"
+    echo "After $MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua; one thread, so"
     echo "that all its connections stop at once), the PSS of every process of the server summed"
     echo "(/proc/PID/smaps_rollup)."
     echo
