@@ -13,8 +13,9 @@
 # the servers one after another in each, WORKERS workers each, wrk -t2 -c8
 # keep-alive for WARMUP s (not counted), then DURATION s measured.  Memory
 # (MEMORY=1): each server but the bare one at each of MEM_WORKERS workers,
-# MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua), then
-# the PSS of the master and every process under it (/proc/PID/smaps_rollup).
+# the PSS of the master and every process under it (/proc/PID/smaps_rollup)
+# once it is up, then after MEM_REQUESTS requests a worker (wrk -t1 -c32,
+# bench/peers/fixed.lua).
 # Writes bench/results/peers.md, peers_memory.csv and peers_memory.png;
 # with UPDATE_README=1 also README.md's tables between the peers markers.
 # A peer whose runtime is missing (node, gunicorn) is named and skipped.
@@ -235,8 +236,18 @@ done
 
 # --- memory -----------------------------------------------------------------------
 
-# SERVER WORKERS: MEM_REQUESTS a worker, then one line of the CSV.
+# PSS of the server's every process, "PID KiB" a line.
+pss() {
+  for p in $(tree "$srv"); do
+    kb=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+    [ -n "$kb" ] && echo "$p $kb"
+  done
+}
+
+# SERVER WORKERS: the PSS once it is up, MEM_REQUESTS a worker, the PSS
+# again; one line of the CSV.
 memory_point() {
+  before=$(pss | awk '{ sum += $2 } END { printf "%.1f", sum / 1024 }')
   rm -f "$tmp/done"
   quota=$((MEM_REQUESTS * $2))
   t0=$(date +%s)
@@ -249,19 +260,16 @@ memory_point() {
   secs=$(($(date +%s) - t0))
   sent=$(awk '/requests in/ { print $1 }' "$tmp/memwrk")
   sleep 1
-  for p in $(tree "$srv"); do
-    kb=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
-    [ -n "$kb" ] && echo "$p $kb"
-  done > "$tmp/pss"
-  awk -v s="$1" -v w="$2" -v n="${sent:-0}" -v t="$secs" -v master="$srv" '
+  pss > "$tmp/pss"
+  awk -v s="$1" -v w="$2" -v n="${sent:-0}" -v t="$secs" -v master="$srv" -v before="$before" '
     $1 == master { m = $2 } $1 != master { k++; if (k == 1 || $2 < lo) lo = $2; if ($2 > hi) hi = $2 }
     { sum += $2 }
-    END { printf "%s,%d,%d,%d,%.1f,%.1f,%d,%.1f,%.1f\n", s, w, n, t, sum / 1024, m / 1024, k, lo / 1024, hi / 1024 }' \
+    END { printf "%s,%d,%d,%d,%s,%.1f,%.1f,%d,%.1f,%.1f\n", s, w, n, t, before, sum / 1024, m / 1024, k, lo / 1024, hi / 1024 }' \
     "$tmp/pss" >> "$tmp/memory.csv"
   say "memory, $1 at $2 workers: $(tail -n 1 "$tmp/memory.csv")"
 }
 
-echo "server,workers,requests,seconds,total_pss_mib,master_pss_mib,workers_seen,worker_pss_min_mib,worker_pss_max_mib" > "$tmp/memory.csv"
+echo "server,workers,requests,seconds,total_pss_before_mib,total_pss_mib,master_pss_mib,workers_seen,worker_pss_min_mib,worker_pss_max_mib" > "$tmp/memory.csv"
 if [ "$MEMORY" = 1 ]; then
   say "memory: PSS at $MEM_WORKERS workers after $MEM_REQUESTS requests a worker"
   for s in cowdag node gthread sync; do
@@ -279,7 +287,7 @@ fi
 mkdir -p "$OUT"
 med() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 fmt_rps() { awk -v v="$1" 'BEGIN { s = sprintf("%.0f", v); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
-fmt_us() { awk -v v="$1" 'BEGIN { if (v < 1000) printf "%.0f µs\n", v; else printf "%.2f ms\n", v / 1000 }'; }
+fmt_us() { awk -v v="$1" 'BEGIN { if (v < 1000) printf "%.0f µs\n", v; else if (v < 1e6) printf "%.2f ms\n", v / 1000; else printf "%.2f s\n", v / 1e6 }'; }
 
 column_of() { awk -v s="$1" -v c="$2" '$2 == s { print $c }' "$tmp/speed" | med; }
 cow_rps=$(column_of cowdag 3)
@@ -306,7 +314,7 @@ cow_rps=$(column_of cowdag 3)
     grep -q "^$s," "$tmp/memory.csv" || continue
     printf "| %s |" "$(label "$s" | sed 's/, the same records.*//')"
     for w in $MEM_WORKERS; do
-      awk -F, -v s="$s" -v w="$w" '$1 == s && $2 == w { printf " %.0f MiB", $5; f = 1 } END { if (!f) printf " -" }' "$tmp/memory.csv"
+      awk -F, -v s="$s" -v w="$w" '$1 == s && $2 == w { printf " %.0f MiB (%.0f before)", $6, $5; f = 1 } END { if (!f) printf " -" }' "$tmp/memory.csv"
       printf " |"
     done
     echo
@@ -340,9 +348,9 @@ cow_rps=$(column_of cowdag 3)
     echo
     echo "## Memory: total PSS of the master and its workers"
     echo
-    echo "After $MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua; one thread, so"
-    echo "that all its connections stop at once), the PSS of every process of the server summed"
-    echo "(/proc/PID/smaps_rollup)."
+    echo "The PSS of every process of the server summed (/proc/PID/smaps_rollup), once every worker"
+    echo "is up (before) and after $MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua;"
+    echo "one thread, so that all its connections stop at once)."
     echo
     cat "$tmp/memory.md"
     echo
@@ -350,9 +358,9 @@ cow_rps=$(column_of cowdag 3)
     echo
     echo "Per point (peers_memory.csv):"
     echo
-    echo "| server | workers | requests | s | total PSS MiB | master MiB | smallest worker MiB | largest worker MiB |"
-    echo "|---|---|---|---|---|---|---|---|"
-    tail -n +2 "$tmp/memory.csv" | awk -F, '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $8, $9 }'
+    echo "| server | workers | requests | s | total PSS MiB before | after | master MiB after | smallest worker MiB | largest worker MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    tail -n +2 "$tmp/memory.csv" | awk -F, '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $9, $10 }'
   fi
 } > "$OUT/peers.md"
 

@@ -1,8 +1,10 @@
 #!/bin/sh
 # bench/peers/plot.sh CSV PNG: total PSS (master + workers) against the
 # number of workers, one line per server, from bench/peers.sh's CSV
-# (server,workers,requests,seconds,total_pss_mib,...); the legend gives each
-# server's figure at the most workers.
+# (server,workers,requests,seconds,total_pss_before_mib,total_pss_mib,...):
+# a solid line after the load, a dotted one of the same colour once the
+# server was up, before it; the legend gives each server's figure after the
+# load at the most workers.
 set -eu
 CSV=$1
 PNG=$2
@@ -24,9 +26,11 @@ style() {
 
 plots=""
 for s in $(awk -F, 'NR > 1 && !seen[$1]++ { print $1 }' "$CSV"); do
-  awk -F, -v s="$s" 'NR > 1 && $1 == s { print $2, $5 }' "$CSV" | sort -n > "$tmp/$s"
+  awk -F, -v s="$s" 'NR > 1 && $1 == s { print $2, $6, $5 }' "$CSV" | sort -n > "$tmp/$s"
   set -- $(tail -n 1 "$tmp/$s")
-  plots="$plots${plots:+, }'$tmp/$s' using 1:2 with linespoints linestyle $(style "$s") title '$(name "$s"): $(printf %.0f "$2") MiB at $1'"
+  k=$(style "$s")
+  plots="$plots${plots:+, }'$tmp/$s' using 1:2 with linespoints linestyle $k title '$(name "$s"): $(printf %.0f "$2") MiB at $1'"
+  plots="$plots, '$tmp/$s' using 1:3 with lines linestyle $k dashtype 3 linewidth 1.2 notitle"
 done
 max=$(awk -F, 'NR > 1 { print $2 }' "$CSV" | sort -n | tail -n 1)
 
@@ -47,7 +51,7 @@ set logscale x 2
 set xrange [0.8:$max * 1.25]
 set xtics (1, 2, 4, 8, 16, 32, 64)
 set yrange [0:*]
-set key top left box opaque samplen 3 spacing 1.2
+set key top left box opaque samplen 3 spacing 1.2 title "after the load (dotted: before it)"
 plot $plots
 GP
 gnuplot "$tmp/plot.gp"
