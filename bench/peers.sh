@@ -349,8 +349,8 @@ cow_rps=$(column_of cowdag 3)
     echo "## Memory: total PSS of the master and its workers"
     echo
     echo "The PSS of every process of the server summed (/proc/PID/smaps_rollup), once every worker"
-    echo "is up (before) and after $MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua;"
-    echo "one thread, so that all its connections stop at once)."
+    echo "is up (before) and after $MEM_REQUESTS requests a worker (wrk -t1 -c32, bench/peers/fixed.lua: a new"
+    echo "connection for each request, so that it reaches every worker)."
     echo
     cat "$tmp/memory.md"
     echo
