@@ -215,6 +215,10 @@ while [ "$r" -le "$ROUNDS" ]; do
     start_server "$s" "$WORKERS" || { say "round $r, $s: not measured"; continue; }
     if [ "$s" = cowdag ] && [ ! -e "$tmp/check/1.cowdag" ]; then
       answers cowdag
+    elif [ "$s" != bare ] && [ "$s" != cowdag ] && [ ! -e "$tmp/check/1.cowdag" ]; then
+      say "round $r, $s: not measured, cowdag has not answered the checks yet"
+      stop_server
+      continue
     elif [ "$s" != bare ] && [ "$s" != cowdag ]; then
       if ! agrees "$s"; then
         echo "its answers differ from cowdag's (checked before measuring)" > "$tmp/skip.$s"
