@@ -20,7 +20,8 @@
 # with UPDATE_README=1 also README.md's tables between the peers markers.
 # A peer whose runtime is missing (node, gunicorn) is named and skipped.
 set -eu
-B=$(cd "${1:-build}" && pwd)
+BUILD_ARG=${1:-build}
+B=$(cd "$BUILD_ARG" && pwd)
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
@@ -328,7 +329,7 @@ cow_rps=$(column_of cowdag 3)
 {
   echo "# cowdag beside its peers: customer_score, $WORKERS workers each"
   echo
-  echo "\`sh bench/peers.sh $B\` (\`make bench-peers\`), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores,"
+  echo "\`sh bench/peers.sh $BUILD_ARG\` (\`make bench-peers\`), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores,"
   echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(($(date +%s) - started)) s in all."
   echo "POST /dags/customer_score/run with 32 random ids of 200,000 customers"
   echo "(bench/score.lua), wrk -t2 -c8 keep-alive: ${WARMUP} s of warm-up, then ${DURATION} s"
