@@ -14,6 +14,9 @@ DEBS    += nginx
 # chromium: the dashboard's test loads GET /dashboard in it, headless.
 DEBS    += chromium
 DOC_DEBS := graphviz
+# The peers of `make bench-peers` (bench/peers/): CPython under gunicorn, and
+# node's cluster (Debian's nodejs, unless a `node` is already on the PATH).
+PEER_DEBS  := python3 gunicorn
 
 BUILD   ?= build
 # OPTFLAGS and SANFLAGS are what `make asan` changes; CFLAGS/LDFLAGS given
@@ -50,7 +53,7 @@ TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench install-debs test asan run bench bench-cow cluster-demo docs clean
+.PHONY: all deps deps-bench deps-peers install-debs test asan run bench bench-cow bench-peers cluster-demo docs clean
 
 all: deps $(BUILD)/cowdag
 
@@ -61,6 +64,12 @@ deps:
 
 deps-bench:
 	@$(MAKE) --no-print-directory install-debs WANT="$(DEBS) $(BENCH_DEBS)"
+
+# Best effort: bench/peers.sh skips, and names, a peer whose runtime is missing.
+deps-peers: deps-bench
+	@$(MAKE) --no-print-directory install-debs WANT="$(PEER_DEBS)" || echo "deps: the peers above will be skipped"
+	@command -v node >/dev/null 2>&1 || $(MAKE) --no-print-directory install-debs WANT=nodejs \
+	  || echo "deps: no node: the node cluster peer will be skipped"
 
 install-debs:
 	@missing=""; \
@@ -176,6 +185,16 @@ docs: docs/architecture.svg docs/architecture.png
 docs/architecture.%: docs/architecture.dot
 	@$(MAKE) --no-print-directory install-debs WANT="$(DOC_DEBS)"
 	dot -T$* $< -o $@
+
+# cowdag beside its peers on the same job (bench/peers/: node's cluster,
+# gunicorn + CPython with gthread and sync workers) and the bare ceiling,
+# alternating in one run; then each one's total PSS at 1, 2, 4 and 8
+# workers.  Results in bench/results/ (peers.md, peers_memory.csv,
+# peers_memory.png); UPDATE_README=1 also rewrites README.md's tables.
+# Parameters: ROUNDS=5 DURATION=8 WARMUP=2 WORKERS=2 MEMORY=1 MEM_WORKERS="1 2 4 8"
+# MEM_REQUESTS=10000 (a worker), PORT_BASE=18195 (5 ports from there).
+bench-peers: deps-peers $(BUILD)/cowdag $(BUILD)/bench/bare_server
+	@sh bench/peers.sh $(BUILD)
 
 clean:
 	rm -rf build
