@@ -547,10 +547,11 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
 {
     h_server *s = cls;
     h_req *r = *req_cls;
-    if (s->on_end)
-        s->on_end(s->conn_arg, conn);
-    if (!r)
+    if (!r) { /* libmicrohttpd refused it before any route saw it */
+        if (s->on_end)
+            s->on_end(s->conn_arg, conn);
         return;
+    }
     *req_cls = NULL;
     s->inflight--;
     if (r->stream)
@@ -578,6 +579,8 @@ void h_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MH
     }
     free(r->body);
     free(r);
+    if (s->on_end) /* after on_request: the connection is idle from here */
+        s->on_end(s->conn_arg, conn);
 }
 
 /* }====================================================================== */

@@ -41,7 +41,8 @@ typedef struct h_server {
     void *on_request_arg;
     /* Called as a request's header is whole (its first call) and as its
      * answer is done or abandoned (also for requests libmicrohttpd refused
-     * by itself), with the connection: the worker's connection table. */
+     * by itself; after on_request), with the connection: the worker's
+     * connection table. */
     void (*on_begin)(void *arg, struct MHD_Connection *conn, const char *method, const char *url);
     void (*on_end)(void *arg, struct MHD_Connection *conn);
     void *conn_arg;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,16 +31,6 @@
 #include "server/conns.h"
 #include "server/sampler.h"
 
-static volatile sig_atomic_t retire_requested, stop_requested;
-
-static void on_stop(int sig)
-{
-    if (sig == SIGINT)
-        stop_requested = 1;
-    else
-        retire_requested = 1;
-}
-
 static void on_quit(int sig)
 {
     (void)sig;
@@ -47,16 +38,15 @@ static void on_quit(int sig)
 }
 
 /* Handlers of the worker's own; the master's (reload, scaling) are reset.
- * SIGTERM and SIGINT stay blocked except while the loop waits, so a stop
- * request is never lost between checking the flag and sleeping. */
-static void worker_signals(sigset_t *wait_mask)
+ * SIGTERM and SIGINT stay blocked and arrive on a signalfd the loop polls
+ * beside its sockets, so a stop is seen on the turn it comes, however busy
+ * the sockets keep the loop (a signal handler runs only when a wait is
+ * interrupted).  Returns the signalfd, or -1. */
+static int worker_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = on_quit;
     sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
@@ -71,7 +61,7 @@ static void worker_signals(sigset_t *wait_mask)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigprocmask(SIG_SETMASK, &block, NULL);
-    sigemptyset(wait_mask);
+    return signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
 /* --- the worker's entry in the scoreboard ------------------------------ */
@@ -90,13 +80,16 @@ static void publish_status(board *b, ms_status st)
     ms_sb_write_end(&b->e->seq);
 }
 
-/* After each answered request (h_server.on_request). */
+/* After each answered request (h_server.on_request); the request is no
+ * longer what the worker serves (conn_begin). */
 static void publish_request(void *arg, unsigned status, uint64_t duration_us)
 {
     board *b = arg;
     if (!b->e)
         return;
     ms_sb_write_begin(&b->e->seq);
+    b->e->serving[0] = '\0';
+    b->e->serving_since_ms = 0;
     b->e->requests++;
     if (status >= 400)
         b->e->errors++;
@@ -138,25 +131,6 @@ static char *render(const board *b, char *(*fn)(const h_snapshot *))
 static char *stats_json(void *arg) { return render(arg, h_stats_json); }
 static char *metrics_text(void *arg) { return render(arg, h_metrics_text); }
 
-/* ppoll delivers a signal only when it interrupts the wait: while the
- * daemon always has something ready (a loaded worker), a stop could wait
- * unseen.  So after a wait that ended on ready descriptors, the signals
- * pending are taken here. */
-static void take_pending_signals(void)
-{
-    sigset_t pending;
-    if (sigpending(&pending) != 0 || (!sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT)))
-        return;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    struct timespec zero = {0, 0};
-    int sig;
-    while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
-        on_stop(sig);
-}
-
 /* --- the worker ---------------------------------------------------------- */
 
 typedef struct worker {
@@ -170,6 +144,8 @@ typedef struct worker {
     volatile int phase;
     srv_sampler *sampler;
     uint64_t samples_seen;
+    int sigfd;               /* SIGTERM (retire) and SIGINT (stop) arrive here */
+    bool retire, stop;       /* asked for */
     uint64_t drain_start_ms; /* 0 while serving */
     uint64_t full_until_ms;  /* at the connection limit: no accepts before this */
 } worker;
@@ -188,6 +164,8 @@ static void conn_begin(void *arg, struct MHD_Connection *c, const char *method, 
     ms_sb_write_end(&w->b.e->seq);
 }
 
+/* An answered request was cleared by publish_request's bracket (which
+ * comes first); one abandoned without an answer is cleared here. */
 static void conn_end(void *arg, struct MHD_Connection *c)
 {
     worker *w = arg;
@@ -238,7 +216,7 @@ static void start_daemon(worker *w)
 
 /* Ready, unless told to stop already: the master marks a worker it stops
  * draining, which this must not undo (the signal is pending: SIGTERM and
- * SIGINT are blocked until the loop waits). */
+ * SIGINT stay blocked until the loop reads them). */
 static void report_ready(worker *w)
 {
     ms_sb_set_conns(w->b.sb, w->a->slot, 0);
@@ -348,10 +326,22 @@ static void accept_one(worker *w)
         fprintf(stderr, "cowdag: worker %d: accept: %s\n", w->a->slot, strerror(errno));
 }
 
-/* One turn: wait for the daemon's sockets, the shared socket (when
- * accepting), a signal, or the next deadline; then accept, run the
- * daemon, and close what is past its deadline.  False on a poll error. */
-static bool turn(worker *w, const sigset_t *wait_mask)
+/* Reads the signals waiting on the signalfd into w->retire / w->stop. */
+static void read_signals(worker *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGINT)
+            w->stop = true;
+        else
+            w->retire = true;
+    }
+}
+
+/* One turn: wait for the daemon's sockets, a signal, the shared socket
+ * (when accepting) or the next deadline; then accept, run the daemon, and
+ * close what is past its deadline.  False on a poll error. */
+static bool turn(worker *w)
 {
     if (w->b.e) /* the watchdog's beat: the loop came back */
         __atomic_store_n(&w->b.e->beat_ms, base_now_ms(), __ATOMIC_RELAXED);
@@ -362,26 +352,26 @@ static bool turn(worker *w, const sigset_t *wait_mask)
     MHD_UNSIGNED_LONG_LONG mhd_ms;
     if (MHD_get_timeout(w->d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)ms)
         ms = (long)mhd_ms;
-    struct pollfd fds[2] = {{.fd = w->epfd, .events = POLLIN}, {.fd = w->listen_fd, .events = POLLIN}};
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    int n = ppoll(fds, acc ? 2 : 1, &ts, wait_mask);
+    struct pollfd fds[3] = {{.fd = w->epfd, .events = POLLIN},
+                            {.fd = w->sigfd, .events = POLLIN},
+                            {.fd = w->listen_fd, .events = POLLIN}};
+    int n = poll(fds, acc ? 3 : 2, (int)ms);
     if (n < 0 && errno != EINTR) {
         fprintf(stderr, "cowdag: worker %d: poll: %s\n", w->a->slot, strerror(errno));
         return false;
     }
-    if (n > 0)
-        take_pending_signals();
-    if (n > 0 && acc && (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+    if (n > 0 && (fds[1].revents & POLLIN))
+        read_signals(w);
+    if (n > 0 && acc && (fds[2].revents & (POLLHUP | POLLERR | POLLNVAL))) {
         close(w->listen_fd); /* another worker shut the socket: the server is stopping */
         w->listen_fd = -1;
         acc = false;
     }
-    /* ppoll can return ready descriptors and run a stop handler in the
-     * same call: a stop that arrived during it takes no connection, and
+    /* A stop that came with ready descriptors takes no connection, and
      * what the daemon answers next already closes its connection. */
-    if (!w->drain_start_ms && (retire_requested || stop_requested))
-        begin_drain(w, stop_requested);
-    else if (n > 0 && acc && (fds[1].revents & POLLIN))
+    if (!w->drain_start_ms && (w->retire || w->stop))
+        begin_drain(w, w->stop);
+    else if (n > 0 && acc && (fds[2].revents & POLLIN))
         accept_one(w);
     MHD_run(w->d);
     return true;
@@ -397,30 +387,31 @@ _Noreturn void srv_worker_main(const srv_worker_args *a)
     if (released)
         fprintf(stderr, "cowdag[%d]: worker %d: gave up %.1f MiB of older generations' state\n", (int)getpid(),
                 a->slot, (double)released / 1048576.0);
-    sigset_t wait_mask;
-    worker_signals(&wait_mask);
+    worker w = {.a = a, .listen_fd = a->listen_fd, .phase = H_SERVING, .sigfd = worker_signals()};
+    if (w.sigfd < 0) {
+        fprintf(stderr, "cowdag: worker %d: signalfd: %s\n", a->slot, strerror(errno));
+        _exit(SRV_EXIT_FATAL);
+    }
     /* The master's death stops the worker as the master's own stop would;
      * a master that died before this line is seen by the parent check. */
     prctl(PR_SET_PDEATHSIG, SIGINT);
     if (getppid() != a->master_pid)
-        stop_requested = 1;
+        w.stop = true;
     /* An absolute nice value, as nginx's worker_priority; lowering it needs
      * privileges, and without them the worker serves at the one it has. */
     if (a->cfg->worker_priority && setpriority(PRIO_PROCESS, 0, a->cfg->worker_priority) != 0)
         fprintf(stderr, "cowdag[%d]: worker %d: worker_priority %d not applied: %s\n", (int)getpid(), a->slot,
                 a->cfg->worker_priority, strerror(errno));
 
-    worker w = {.a = a, .listen_fd = a->listen_fd, .phase = H_SERVING};
     w.b = (board){.sb = a->sb, .e = a->sb && a->sb_index >= 0 ? &a->sb->entries[a->sb_index] : NULL};
     start_daemon(&w);
     report_ready(&w);
     for (;;) {
-        if (!w.drain_start_ms && (retire_requested || stop_requested ||
-                                  (a->max_requests && w.hs.requests >= a->max_requests)))
-            begin_drain(&w, stop_requested);
+        if (!w.drain_start_ms && (w.retire || w.stop || (a->max_requests && w.hs.requests >= a->max_requests)))
+            begin_drain(&w, w.stop);
         if (w.drain_start_ms && drained(&w))
             break;
-        if (!turn(&w, &wait_mask))
+        if (!turn(&w))
             break;
     }
     MHD_stop_daemon(w.d); /* closes what is left; the shared socket is not its own */

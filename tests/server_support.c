@@ -1208,3 +1208,26 @@ void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_k
 }
 
 /* }====================================================================== */
+
+int run_cmd(const char *cmdline, char **out)
+{
+    char *full = dup_printf("timeout %d %s 2>&1", HANG_MS / 1000, cmdline);
+    fflush(NULL);
+    FILE *f = popen(full, "r");
+    assert_non_null(f);
+    *out = slurp_stream(f, NULL);
+    int st = pclose(f);
+    free(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+void stop_process(pid_t pid)
+{
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    uint64_t deadline = now_ms() + HANG_MS;
+    while (proc_state(pid, NULL) != 'T') {
+        if (now_ms() > deadline)
+            fail_msg("process %d did not stop within %d ms", (int)pid, HANG_MS);
+        sleep_ms(1);
+    }
+}

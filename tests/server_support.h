@@ -294,4 +294,14 @@ void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_k
 
 /* }====================================================================== */
 
+/* Runs a shell command line (bounded by coreutils' timeout, so a hung tool
+ * fails the test rather than hanging it; the timeout covers the line's
+ * first command) with stderr joined to stdout; its exit status (128 + the
+ * signal if one ended it), its output in *out (malloc'ed). */
+int run_cmd(const char *cmdline, char **out);
+
+/* SIGSTOP, then waits until the process is stopped ('T' in /proc): the
+ * signal is delivered when the process next runs, not when kill returns. */
+void stop_process(pid_t pid);
+
 #endif

@@ -302,7 +302,7 @@ static void retiring_with_a_request_unread(int signal_to_master)
     expect_status(&r, 200);
     reply_free(&r);
 
-    assert_int_equal(kill(kids[0], SIGSTOP), 0);
+    stop_process(kids[0]);
     assert_int_equal(send_all(fd, req, (size_t)len), 0); /* unread: the worker is stopped */
     assert_int_equal(kill(T.srv.pid, signal_to_master), 0);
     uint64_t deadline = now_ms() + HANG_MS;

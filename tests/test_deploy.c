@@ -70,20 +70,6 @@ static const char *tool_or_skip(const char *prog, char *buf, size_t cap)
     return p;
 }
 
-/* Runs a shell command line (bounded by coreutils' timeout, so a hung tool
- * fails the test rather than hanging it) with stderr joined to stdout; its
- * exit status, its output in *out (malloc'ed). */
-static int run_cmd(const char *cmdline, char **out)
-{
-    char *full = dup_printf("timeout %d %s 2>&1", HANG_MS / 1000, cmdline);
-    FILE *f = popen(full, "r");
-    assert_non_null(f);
-    *out = slurp_stream(f, NULL);
-    int st = pclose(f);
-    free(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 /* Runs the command and fails the test, showing its output, unless it
  * exits 0 and prints `needle`. */
 static void expect_cmd_ok(const char *cmdline, const char *needle)

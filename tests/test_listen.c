@@ -83,17 +83,11 @@ static void a_unix_socket_serves_and_goes_with_the_master(void **state)
     expect_healthz(unix_connect(path));
 
     /* a second server on the same path is refused */
-    char *cmd = dup_printf("%s serve -c %s --listen %s 2>&1", cowdag_bin(), FIXTURES "/cowdag.json", listen);
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
+    char *cmd = dup_printf("%s serve -c %s --listen %s", cowdag_bin(), FIXTURES "/cowdag.json", listen), *out;
+    assert_int_equal(run_cmd(cmd, &out), 1);
     free(cmd);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     assert_non_null(strstr(out, "Address already in use"));
+    free(out);
     expect_healthz(unix_connect(path)); /* and the first goes on */
 
     assert_int_equal(kill(T.srv.pid, SIGTERM), 0);
@@ -235,18 +229,14 @@ static void the_unit_files_pass_systemd_analyze_verify(void **state)
     assert_non_null(pw);
     char *cmd = dup_printf("sed 's|/usr/local/bin/cowdag|%s|; s|=cowdag$|=%s|' deploy/cowdag.service > %s/cowdag.service"
                            " && cp deploy/cowdag.socket %s/ && cd %s && systemd-analyze verify cowdag.socket"
-                           " cowdag.service 2>&1",
-                           bin, pw->pw_name, dir, dir, dir);
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
+                           " cowdag.service",
+                           bin, pw->pw_name, dir, dir, dir),
+         *out;
+    int rc = run_cmd(cmd, &out);
     free(cmd);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (rc != 0)
         fail_msg("systemd-analyze verify failed:\n%s", out);
+    free(out);
     T.passed = true;
 }
 

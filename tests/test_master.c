@@ -201,27 +201,19 @@ static void an_address_in_use_fails_before_the_state_loads(void **state)
     assert_int_equal(listen(taken, 1), 0);
     socklen_t len = sizeof sa;
     assert_int_equal(getsockname(taken, (struct sockaddr *)&sa, &len), 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s serve -c %s --listen 127.0.0.1:%d 2>&1", cowdag_bin(), FIXTURES "/cowdag.json",
-             ntohs(sa.sin_port));
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
+    char *cmd = dup_printf("%s serve -c %s --listen 127.0.0.1:%d", cowdag_bin(), FIXTURES "/cowdag.json",
+                           ntohs(sa.sin_port)),
+         *out;
+    int rc = run_cmd(cmd, &out);
+    free(cmd);
     close(taken);
     print_message("%s", out);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "Address already in use"));
     assert_null(strstr(out, "loaded")); /* no "generation 1 loaded: ..." */
+    free(out);
     T.passed = true;
 }
-
-
-
 
 /* A worker busy with a long run still has fresh memory samples: its
  * sampling thread writes them to the scoreboard without waiting for the
@@ -589,7 +581,7 @@ static void a_new_generation_worker_holds_none_of_the_old_state(void **state)
     assert_true(n > 0 && n < 4096);
     unsigned long long before = shared_kb_overlapping(old[0], ranges, n);
     assert_true(before > 0);
-    assert_int_equal(kill(old[0], SIGSTOP), 0); /* the old generation cannot leave */
+    stop_process(old[0]); /* the old generation cannot leave */
     assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
     assert_true(wait_log(&T.srv, "generation 2 serving", HANG_MS)); /* the new worker is ready */
     int k = workers_of(&T.srv, now);
@@ -654,7 +646,7 @@ static void a_worker_that_stops_coming_back_to_its_loop_is_killed_and_replaced(v
     assert_int_equal(wait_workers(&T.srv, 1, HANG_MS, kids), 1);
     assert_true(answer_from_another(T.srv.port, 0) == kids[0]); /* serving, so beating */
     uint64_t t0 = now_ms();
-    assert_int_equal(kill(kids[0], SIGSTOP), 0);
+    stop_process(kids[0]);
     char line[128];
     snprintf(line, sizeof line, "worker 0 (pid %d) has not come back to its loop for ", (int)kids[0]);
     assert_true(wait_log(&T.srv, line, HANG_MS));

@@ -846,13 +846,10 @@ static void bad_requests_leave_every_worker_alive(void **state)
 /* The pane's text, as tmux shows it now (malloc'ed). */
 static char *pane(const char *session)
 {
-    char *cmd = dup_printf("tmux capture-pane -p -t %s 2>/dev/null", session);
-    FILE *p = popen(cmd, "r");
+    char *cmd = dup_printf("tmux capture-pane -p -t %s", session), *text;
+    run_cmd(cmd, &text);
     free(cmd);
-    assert_non_null(p);
-    char *text = slurp_stream(p, NULL);
-    pclose(p);
-    return text ? text : strdup("");
+    return text;
 }
 
 /* Waits until the pane holds every needle; fails with the pane if not. */
@@ -879,23 +876,21 @@ static void pane_wait(const char *session, const char *const *needles, int n)
 
 /* Chromium, headless, on a page of the server: its DOM once the page's
  * script has run a few seconds of (virtual) time, or with `shot`, a
- * screenshot written there.  The output (malloc'ed). */
+ * screenshot written there.  The output, its messages among it
+ * (malloc'ed). */
 static char *chromium(int port, const char *shot)
 {
     char *cmd = shot ? dup_printf("chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
                                   "--window-size=1200,800 --virtual-time-budget=4000 --screenshot=%s "
-                                  "http://127.0.0.1:%d/dashboard 2>/dev/null",
+                                  "http://127.0.0.1:%d/dashboard",
                                   shot, port)
                      : dup_printf("chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=4000 "
-                                  "--dump-dom http://127.0.0.1:%d/dashboard 2>/dev/null",
-                                  port);
-    fflush(NULL);
-    FILE *p = popen(cmd, "r");
+                                  "--dump-dom http://127.0.0.1:%d/dashboard",
+                                  port),
+         *out;
+    run_cmd(cmd, &out);
     free(cmd);
-    assert_non_null(p);
-    char *out = slurp_stream(p, NULL);
-    pclose(p);
-    return out ? out : strdup("");
+    return out;
 }
 
 /* GET /dashboard is one self-contained page (nothing fetched from
