@@ -87,8 +87,10 @@ install-debs:
 	fi
 
 # --- build rules --------------------------------------------------------------
+# Every compile waits for `deps` (order-only), so `make -j` never compiles
+# before the headers are installed.
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
 
@@ -98,7 +100,7 @@ $(BUILD)/gen/dashboard_html.c: handlers/dashboard.html
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
 	  echo '    ;'; echo 'const size_t h_dashboard_len = sizeof h_dashboard_html - 1;'; } > $@
 
-$(BUILD)/%.o: %.cc
+$(BUILD)/%.o: %.cc | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(PC_CFLAGS) -c $< -o $@
 
@@ -117,7 +119,7 @@ PC_TEST_CFLAGS = $(shell pkg-config --cflags $(TESTPKG) 2>/dev/null)
 # delete them after the run (and say so after the tests' closing line).
 .SECONDARY: $(TEST_SUPPORT_OBJ) $(SERVER_SUPPORT_OBJ) $(EXPOSITION_OBJ)
 
-$(BUILD)/tests-support/%.o: tests/%.c
+$(BUILD)/tests-support/%.o: tests/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
 
