@@ -4,9 +4,9 @@
 #include "handlers/stats.h"
 
 #include "base/clock.h"
+#include "heap/heap.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -56,6 +56,7 @@ typedef enum fam_id {
     F_WORKER_MEMORY,
     F_STATE_PAGES,
     F_STATE_RATIO,
+    F_STATE_COPIED,
     F_SAMPLE_AGE,
     F_GC_COLLECTIONS,
     F_GC_COLLECTED,
@@ -113,6 +114,10 @@ static const family families[F_COUNT] = {
         "private = copied on write)."},
     [F_STATE_RATIO] = {"cowdag_worker_state_shared_ratio", "gauge", "worker, pid",
         "Shared over resident pages of the inherited state (1 when none is resident)."},
+    [F_STATE_COPIED] = {"cowdag_worker_state_copied_pages", "gauge", "worker, pid, type",
+        "Pages of the inherited state copied on write that hold an object of this type (int, float, str, list, "
+        "dict, array, table) or storage (list items, dict tables, array data); a page holding several types counts "
+        "for each."},
     [F_SAMPLE_AGE] = {"cowdag_worker_sample_age_seconds", "gauge", "worker, pid",
         "Age of the worker's memory sample; absent until the first sample."},
     [F_GC_COLLECTIONS] = {"cowdag_gc_collections_total", "counter", "worker, pid, generation",
@@ -346,6 +351,38 @@ static json_t *worker_gc_json(const ms_gc_figures *g)
                      "objects", jint(g->objects));
 }
 
+/* The page types a worker's state can hold: none and bool are statics,
+ * never in the heap's memory. */
+static bool page_type_shown(unsigned t) { return t < HEAP_PAGE_NTYPES && t != HT_NONE && t != HT_BOOL; }
+
+int h_copied_into(json_t *state, const ms_copied *c)
+{
+    json_t *types = json_object(), *regions = json_object();
+    int rc = types && regions ? 0 : -1;
+    for (unsigned t = 0; rc == 0 && t < MS_PAGE_TYPES; t++)
+        if (page_type_shown(t))
+            rc = json_object_set_new(types, heap_page_type_name(t),
+                                     json_pack("{s:I, s:I}", "pages", jint(c->by_type[t]), "only", jint(c->only[t])));
+    for (unsigned r = 0; rc == 0 && r < HEAP_CLASSES; r++) {
+        char name[24];
+        snprintf(name, sizeof name, "pool_%u", (r + 1) * HEAP_ALIGN);
+        if (c->by_region[r])
+            rc = json_object_set_new(regions, name, json_integer(jint(c->by_region[r])));
+    }
+    if (rc == 0)
+        rc = json_object_set_new(regions, "large", json_integer(jint(c->by_region[HEAP_REGION_LARGE])));
+    if (rc != 0) {
+        json_decref(types);
+        json_decref(regions);
+        return -1;
+    }
+    json_object_set_new(state, "copied_by_type", types);
+    json_object_set_new(state, "copied_by_region", regions);
+    json_object_set_new(state, "copied_mixed_pages", json_integer(jint(c->mixed)));
+    json_object_set_new(state, "copied_empty_pages", json_integer(jint(c->empty)));
+    return 0;
+}
+
 static json_t *worker_memory_json(const ms_sample *s)
 {
     json_t *mem = memory_json(&s->rollup);
@@ -354,6 +391,10 @@ static json_t *worker_memory_json(const ms_sample *s)
                               "shared_pages", jint(s->state.shared_pages),
                               "private_pages", jint(s->state.private_pages),
                               "shared_ratio", shared_ratio(&s->state));
+    if (state && s->copied_known && h_copied_into(state, &s->copied) != 0) {
+        json_decref(state);
+        state = NULL;
+    }
     if (!mem || !state || json_object_set_new(mem, "state", state) != 0) {
         json_decref(mem);
         if (!mem)
@@ -798,6 +839,20 @@ static void write_memory(mctx *c)
     for (size_t i = 0; i < c->nw; i++)
         if (c->w[i]->mem.at_ms)
             put_f64(b, F_STATE_RATIO, "", worker_labels(&w, c->w[i]), 2, shared_ratio(&c->w[i]->mem.state));
+
+    put_family_head(b, F_STATE_COPIED);
+    for (size_t i = 0; i < c->nw; i++) {
+        const ms_entry *e = c->w[i];
+        if (!e->mem.at_ms || !e->mem.copied_known)
+            continue;
+        const label *l = worker_labels(&w, e);
+        for (unsigned t = 0; t < MS_PAGE_TYPES; t++) {
+            if (!page_type_shown(t))
+                continue;
+            w.l[2] = (label){"type", heap_page_type_name(t)};
+            put_u64(b, F_STATE_COPIED, "", l, 3, e->mem.copied.by_type[t]);
+        }
+    }
 
     put_family_head(b, F_SAMPLE_AGE);
     for (size_t i = 0; i < c->nw; i++)

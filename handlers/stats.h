@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "memstats/scoreboard.h"
 
 /* The processes to report, copied out of the scoreboard. */
@@ -30,11 +32,26 @@ void h_snapshot_take(const ms_scoreboard *sb, h_snapshot *out);
  *               "objects"}, "memory": {"rss_bytes", "pss_bytes",
  *               "shared_clean_bytes", "shared_dirty_bytes",
  *               "private_clean_bytes", "private_dirty_bytes", "state":
- *               {"pages", "shared_pages", "private_pages", "shared_ratio"}},
+ *               {"pages", "shared_pages", "private_pages", "shared_ratio",
+ *                "copied_by_type", "copied_by_region", "copied_mixed_pages",
+ *                "copied_empty_pages"}},
  *               "sampled_ms_ago"}]}
  * shared_ratio is 1.0 when there are no pages; sampled_ms_ago is null
  * before the first sample. */
 char *h_stats_json(const h_snapshot *s);
+
+/* Sets a state object's copied pages by what lives on them (README.md,
+ * "Which object types were copied"):
+ *   "copied_by_type": {TYPE: {"pages": n, "only": n}, ...} for every type a
+ *       state page can hold (int, float, str, list, dict, array, table,
+ *       storage): the copied pages holding it, and those holding it alone;
+ *   "copied_by_region": {"pool_BYTES": n, ..., "large": n}: by the pool's
+ *       block size (classes with copies only) or a large mapping;
+ *   "copied_mixed_pages", "copied_empty_pages": copied pages holding
+ *       several types, or none (free blocks only).
+ * sum(only) + mixed + empty and sum(copied_by_region) both equal the
+ * state's private_pages.  0, or -1 when out of memory. */
+int h_copied_into(json_t *state, const ms_copied *c);
 
 /* The GET /metrics text (malloc'ed). */
 char *h_metrics_text(const h_snapshot *s);

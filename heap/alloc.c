@@ -544,6 +544,17 @@ void heap_walk(heap_walk_fn fn, void *arg)
 /* {  Regions and figures                                                 */
 /* ====================================================================== */
 
+/* The page-type bit of a block's contents; reads the type byte only, the
+ * one field of a live header no one writes after the object is made. */
+static uint16_t block_type_bit(const char *b, unsigned kind)
+{
+    if (kind == KIND_RAW)
+        return HEAP_PAGE_STORAGE;
+    const heap_obj *o = (const heap_obj *)(b + (kind == KIND_GC ? sizeof(gc_link) : 0));
+    uint8_t t = __atomic_load_n(&o->type, __ATOMIC_RELAXED);
+    return t < HT__COUNT ? (uint16_t)(1u << t) : 0;
+}
+
 static size_t regions(heap_region *out, size_t max, bool inherited_only)
 {
     size_t n = 0;
@@ -552,17 +563,68 @@ static size_t regions(heap_region *out, size_t max, bool inherited_only)
         if (!a->base || (inherited_only && a->epoch == H.epoch))
             continue;
         if (n < max)
-            out[n] = (heap_region){a->base, a->base + HEAP_ARENA_SIZE};
+            out[n] = (heap_region){.start = a->base, .end = a->base + HEAP_ARENA_SIZE, .pools = a->ncarved};
         n++;
     }
     for (large_node *l = H.large; l; l = l->next) {
         if (inherited_only && l->epoch == H.epoch)
             continue;
         if (n < max)
-            out[n] = (heap_region){l->base, l->base + l->map_size};
+            out[n] = (heap_region){.start = l->base,
+                                   .end = l->base + l->map_size,
+                                   .large = true,
+                                   .large_types = block_type_bit((char *)(l->base + sizeof(large_hdr)), l->kind)};
         n++;
     }
     return n;
+}
+
+/* One pool's pages: every block handed out and not on the free list marks
+ * the pages it lies on with its type. */
+_Static_assert(HEAP_POOL_SIZE % HEAP_PAGE_SIZE == 0 && NCLASSES < HEAP_REGION_NONE, "page info");
+
+static void pool_pages(const pool *p, heap_page_info *out)
+{
+    enum { PAGES = HEAP_POOL_SIZE / HEAP_PAGE_SIZE };
+    for (int i = 0; i < PAGES; i++)
+        out[i] = (heap_page_info){.region = (uint8_t)p->sclass};
+    if (p->nused == 0)
+        return;
+    size_t bs = class_size(p->sclass);
+    size_t nblocks = (p->nextoffset - POOL_HDR) / bs;
+    uint8_t isfree[HEAP_POOL_SIZE / HEAP_ALIGN / 8] = {0};
+    for (char *f = p->freeblock; f; f = freelink(f)) {
+        size_t i = (size_t)(f - ((char *)p + POOL_HDR)) / bs;
+        isfree[i / 8] |= (uint8_t)(1u << (i % 8));
+    }
+    for (size_t i = 0; i < nblocks; i++) {
+        if (isfree[i / 8] & (1u << (i % 8)))
+            continue;
+        size_t off = POOL_HDR + i * bs;
+        uint16_t bit = block_type_bit((const char *)p + off, p->kind);
+        out[off / HEAP_PAGE_SIZE].types |= bit;
+        out[(off + bs - 1) / HEAP_PAGE_SIZE].types |= bit;
+    }
+}
+
+void heap_region_pages(const heap_region *r, heap_page_info *out)
+{
+    size_t npages = (r->end - r->start) / HEAP_PAGE_SIZE;
+    if (r->large) {
+        for (size_t i = 0; i < npages; i++)
+            out[i] = (heap_page_info){.types = r->large_types, .region = HEAP_REGION_LARGE};
+        return;
+    }
+    for (size_t i = 0; i < npages; i++)
+        out[i] = (heap_page_info){.region = HEAP_REGION_NONE};
+    for (uint32_t pi = 0; pi < r->pools && (pi + 1) * (size_t)HEAP_POOL_SIZE <= r->end - r->start; pi++)
+        pool_pages((const pool *)(r->start + (uintptr_t)pi * HEAP_POOL_SIZE),
+                   out + (size_t)pi * (HEAP_POOL_SIZE / HEAP_PAGE_SIZE));
+}
+
+const char *heap_page_type_name(unsigned b)
+{
+    return b == HT__COUNT ? "storage" : heap_type_name((heap_type)b);
 }
 
 size_t heap_inherited_regions(heap_region *out, size_t max) { return regions(out, max, true); }

@@ -270,6 +270,11 @@ void heap_raw_free(void *p, size_t size);
 
 typedef struct heap_region {
     uintptr_t start, end; /* [start, end) */
+    /* For heap_region_pages: an arena's pools carved so far (the memory
+     * past them was never used), or a large mapping's page types. */
+    bool large;
+    uint32_t pools;
+    uint16_t large_types;
 } heap_region;
 
 /* Fills up to max regions (arenas and large mappings) inherited from an
@@ -280,6 +285,37 @@ size_t heap_inherited_regions(heap_region *out, size_t max);
  * its children will inherit). */
 size_t heap_all_regions(heap_region *out, size_t max);
 
+/* What lives on each page of an inherited region, for the observers that
+ * attribute copied pages to it (README.md, "Which object types were
+ * copied").  A page's `types` has bit t set when a live block of heap_type
+ * t lies on it, whole or in part, and HEAP_PAGE_STORAGE when raw storage
+ * does (list items, dict tables, array data, which hold no header); its
+ * `region` is the size class of the pool it is part of (blocks of
+ * (region + 1) * HEAP_ALIGN bytes), HEAP_REGION_LARGE for a large mapping,
+ * or HEAP_REGION_NONE for an arena's pool never carved.  Pools of objects,
+ * of containers and of storage are apart, and a pool is four whole pages:
+ * a page never holds storage beside objects. */
+#define HEAP_PAGE_SIZE 4096u
+#define HEAP_PAGE_STORAGE (1u << HT__COUNT)
+#define HEAP_PAGE_NTYPES (HT__COUNT + 1) /* bits a page's types may have */
+#define HEAP_CLASSES (HEAP_SMALL_MAX / HEAP_ALIGN)
+#define HEAP_REGION_LARGE HEAP_CLASSES
+#define HEAP_REGION_NONE 0xFFu
+typedef struct heap_page_info {
+    uint16_t types;
+    uint8_t region;
+} heap_page_info;
+/* Fills out[i] for page i of r, a region heap_inherited_regions gave:
+ * (r->end - r->start) / HEAP_PAGE_SIZE entries.  It reads only the
+ * region's own memory -- pool headers, free lists and the type byte of each
+ * block's header -- and writes nothing to it, so another thread may call it
+ * while the heap is in use: nothing is ever allocated in inherited memory,
+ * a block freed there is left in place, and an inherited arena stays mapped
+ * (a large mapping, which a worker may unmap, is described by r alone). */
+void heap_region_pages(const heap_region *r, heap_page_info *out);
+/* The name of page-type bit b: heap_type_name for an object type,
+ * "storage" for HEAP_PAGE_STORAGE. */
+const char *heap_page_type_name(unsigned b);
 typedef struct heap_stats {
     uint64_t objects;          /* live objects (statics excluded) */
     uint64_t objects_by_type[HT__COUNT];

@@ -98,6 +98,46 @@ int ms_pagemap_count_fd(int fd, const ms_range *ranges, size_t n,
 int ms_pagemap_count(pid_t pid, const ms_range *ranges, size_t n,
                      ms_pages *out);
 
+/* Reads the entries of the n virtual pages from `page` on (page = address /
+ * page size) from an open pagemap file into out. */
+int ms_pagemap_entries_fd(int fd, uint64_t page, size_t n, uint64_t *out);
+
+/* Whether a pagemap entry is a page of our own: present and mapped by this
+ * process only -- after a fork, a page copied on write.  (The zero page is
+ * never exclusive.) */
+static inline int ms_pm_private(uint64_t e)
+{
+    return (e & MS_PM_PRESENT) && (e & MS_PM_EXCLUSIVE);
+}
+
+/* --- copied pages by what lives on them ---------------------------------
+ * The observer is given a label for every page -- a set of type bits and a
+ * region number, from whoever knows the layout (the heap) -- and counts the
+ * private pages under each.  A page with several types counts for each;
+ * `only` counts the pages holding that type alone, so that
+ *     sum(only) + mixed + empty == pages == sum(regions). */
+#define MS_PAGE_TYPES 16   /* type bits a label may carry */
+#define MS_PAGE_REGIONS 40 /* region numbers a label may carry */
+
+typedef struct ms_page_label {
+    uint16_t types;
+    uint8_t region; /* >= MS_PAGE_REGIONS: counted in no region */
+} ms_page_label;
+
+typedef struct ms_copied {
+    uint64_t pages;                  /* private pages seen */
+    uint64_t by_type[MS_PAGE_TYPES]; /* private pages holding type t */
+    uint64_t only[MS_PAGE_TYPES];    /* ... holding type t and no other */
+    uint64_t mixed;                  /* ... holding several types */
+    uint64_t empty;                  /* ... holding none (free blocks only) */
+    uint64_t by_region[MS_PAGE_REGIONS];
+} ms_copied;
+
+/* Adds the private pages among n entries, labelled by labels[0 .. n), to
+ * *acc (which the caller zeroes first). */
+void ms_copied_add(const uint64_t *entries, const ms_page_label *labels, size_t n,
+                   ms_copied *acc);
+
 /* The zero page's PFN as this process sees it; 0 when PFNs are hidden.
  * Found once by reading a fresh private anonymous page, then cached. */
 uint64_t ms_zero_pfn(void);

@@ -62,6 +62,44 @@ static int read_entries(int fd, uint64_t page, uint64_t *buf, size_t n)
     return MS_OK;
 }
 
+int ms_pagemap_entries_fd(int fd, uint64_t page, size_t n, uint64_t *out)
+{
+    if (fd < 0 || (!out && n))
+        return MS_ERR;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK ? n - done : CHUNK;
+        if (read_entries(fd, page + done, out + done, k) != MS_OK)
+            return MS_ERR;
+        done += k;
+    }
+    return MS_OK;
+}
+
+void ms_copied_add(const uint64_t *entries, const ms_page_label *labels, size_t n,
+                   ms_copied *acc)
+{
+    if (!acc || !entries || !labels)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!ms_pm_private(entries[i]))
+            continue;
+        unsigned types = labels[i].types;
+        acc->pages++;
+        if (labels[i].region < MS_PAGE_REGIONS)
+            acc->by_region[labels[i].region]++;
+        if (types == 0) {
+            acc->empty++;
+            continue;
+        }
+        if ((types & (types - 1)) == 0)
+            acc->only[__builtin_ctz(types)]++;
+        else
+            acc->mixed++;
+        for (; types; types &= types - 1)
+            acc->by_type[__builtin_ctz(types)]++;
+    }
+}
+
 int ms_pagemap_count_fd(int fd, const ms_range *ranges, size_t n,
                         uint64_t zero_pfn, ms_pages *out)
 {

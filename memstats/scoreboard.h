@@ -75,6 +75,10 @@ const char *ms_restart_reason_name(ms_restart_reason r); /* "timeout", "crash", 
 typedef struct ms_sample {
     ms_rollup rollup;
     ms_pages state;
+    /* The state's private pages by what lives on them (a worker's; the
+     * labels are the heap's page types and regions, heap/heap.h). */
+    ms_copied copied;
+    bool copied_known;
     uint64_t at_ms;   /* base_now_ms() when taken (base/clock.h: one clock for every process); 0: none yet */
     uint64_t cost_us; /* how long taking it took */
 } ms_sample;

@@ -12,8 +12,10 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "handlers/stats.h"
 #include "load/state.h"
 #include "memstats/memstats.h"
+#include "server/sampler.h"
 
 static double now_ms(void) { return (double)base_now_ns() / 1e6; }
 
@@ -141,15 +143,10 @@ static _Noreturn void child_run(const srv_cow_options *opt, heap_obj *store, uin
         gc_collect(opt->collect);
     double t2 = now_ms();
 
-    size_t nreg = heap_inherited_regions(NULL, 0);
-    heap_region *reg = base_calloc(nreg, sizeof *reg);
-    ms_range *ranges = base_calloc(nreg, sizeof *ranges);
-    heap_inherited_regions(reg, nreg);
-    for (size_t i = 0; i < nreg; i++)
-        ranges[i] = (ms_range){reg[i].start, reg[i].end};
     ms_pages pg = {0};
+    ms_copied copied = {0};
     ms_rollup ru = {0};
-    int ok = ms_pagemap_count(0, ranges, nreg, &pg) == MS_OK && ms_rollup_read(0, &ru) == MS_OK;
+    int ok = srv_state_copied(&pg, &copied) == MS_OK && ms_rollup_read(0, &ru) == MS_OK;
 
     gc_stats gs;
     gc_get_stats(&gs);
@@ -179,6 +176,10 @@ static _Noreturn void child_run(const srv_cow_options *opt, heap_obj *store, uin
         "inherited_frees", (json_int_t)hs.inherited_frees,
         "elapsed_ms", "build", build_ms, "lookups", t1 - t0, "collect", t2 - t1,
         "checksum", checksum);
+    if (doc && h_copied_into(json_object_get(doc, "state"), &copied) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
     if (!doc || !ok) {
         fprintf(stderr, "cowdag cowtest: %s\n", ok ? "cannot build the report" : "cannot read /proc/self");
         _exit(1);

@@ -2,10 +2,12 @@
  * (server/sampler.h). */
 #include "server/sampler.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "heap/gc.h"
@@ -84,10 +86,106 @@ void srv_sample_master(ms_sample *mem, uint64_t *state_bytes, uint64_t *state_pa
 
 /* ---------------------------------------------------------------------- */
 
+struct srv_state_map {
+    heap_region *regions;
+    size_t n;
+    ms_page_label *labels; /* every region's pages, one after another */
+};
+
+srv_state_map *srv_state_map_new(const heap_region *regions, size_t n)
+{
+    srv_state_map *m = calloc(1, sizeof *m);
+    size_t npages = 0, most = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (regions[i].end - regions[i].start) / HEAP_PAGE_SIZE;
+        npages += k;
+        most = k > most ? k : most;
+    }
+    heap_page_info *info = malloc((most ? most : 1) * sizeof *info);
+    if (m) {
+        m->regions = malloc((n ? n : 1) * sizeof *m->regions);
+        m->labels = malloc((npages ? npages : 1) * sizeof *m->labels);
+    }
+    if (!m || !m->regions || !m->labels || !info) {
+        free(info);
+        srv_state_map_free(m);
+        return NULL;
+    }
+    m->n = n;
+    ms_page_label *l = m->labels;
+    for (size_t i = 0; i < n; i++) {
+        m->regions[i] = regions[i];
+        size_t k = (regions[i].end - regions[i].start) / HEAP_PAGE_SIZE;
+        heap_region_pages(&regions[i], info);
+        for (size_t j = 0; j < k; j++)
+            *l++ = (ms_page_label){.types = info[j].types, .region = info[j].region};
+    }
+    free(info);
+    return m;
+}
+
+void srv_state_map_free(srv_state_map *m)
+{
+    if (!m)
+        return;
+    free(m->regions);
+    free(m->labels);
+    free(m);
+}
+
+int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied)
+{
+    enum { CHUNK = 4096 };
+    uint64_t buf[CHUNK];
+    uint64_t zero_pfn = ms_zero_pfn();
+    *pages = (ms_pages){0};
+    *copied = (ms_copied){0};
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MS_ERR;
+    const ms_page_label *l = m->labels;
+    int rc = MS_OK;
+    for (size_t i = 0; i < m->n && rc == MS_OK; i++) {
+        size_t k = (m->regions[i].end - m->regions[i].start) / HEAP_PAGE_SIZE;
+        uint64_t page = m->regions[i].start / HEAP_PAGE_SIZE;
+        for (size_t done = 0; done < k && rc == MS_OK; done += CHUNK) {
+            size_t c = k - done < CHUNK ? k - done : CHUNK;
+            rc = ms_pagemap_entries_fd(fd, page + done, c, buf);
+            if (rc == MS_OK) {
+                ms_pagemap_classify(buf, c, zero_pfn, pages);
+                ms_copied_add(buf, l + done, c, copied);
+            }
+        }
+        l += k;
+    }
+    close(fd);
+    if (rc != MS_OK) {
+        *pages = (ms_pages){0};
+        *copied = (ms_copied){0};
+    }
+    return rc;
+}
+
+int srv_state_copied(ms_pages *pages, ms_copied *copied)
+{
+    size_t n = heap_inherited_regions(NULL, 0);
+    heap_region *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r)
+        return MS_ERR;
+    n = heap_inherited_regions(r, n);
+    srv_state_map *m = srv_state_map_new(r, n);
+    free(r);
+    int rc = m ? srv_state_map_sample(m, pages, copied) : MS_ERR;
+    srv_state_map_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
 struct srv_sampler {
     int interval_ms;
-    ms_range *ranges; /* the inherited regions, taken at start */
-    size_t nranges;
+    heap_region *regions; /* the inherited regions, taken at start */
+    size_t nregions;
     ms_entry *e;
     atomic_uint_fast64_t count;
 };
@@ -95,11 +193,23 @@ struct srv_sampler {
 static void *sampler_main(void *arg)
 {
     srv_sampler *s = arg;
+    /* The map first: the thread reads the inherited layout once, so the
+     * heap's thread never waits for it. */
+    srv_state_map *map = srv_state_map_new(s->regions, s->nregions);
     for (;;) {
         ms_sample mem = {0};
         uint64_t t0 = base_now_ns();
         ms_rollup_read(0, &mem.rollup);
-        ms_pagemap_count(0, s->ranges, s->nranges, &mem.state);
+        if (map) {
+            mem.copied_known = srv_state_map_sample(map, &mem.state, &mem.copied) == MS_OK;
+        } else {
+            ms_range *ranges = malloc((s->nregions ? s->nregions : 1) * sizeof *ranges);
+            for (size_t i = 0; ranges && i < s->nregions; i++)
+                ranges[i] = (ms_range){s->regions[i].start, s->regions[i].end};
+            if (ranges)
+                ms_pagemap_count(0, ranges, s->nregions, &mem.state);
+            free(ranges);
+        }
         uint64_t t1 = base_now_ns();
         mem.at_ms = t1 / 1000000u; /* base/clock.h: comparable across processes */
         mem.cost_us = (t1 - t0) / 1000u;
@@ -121,11 +231,13 @@ srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e)
         return NULL;
     s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
     s->e = e;
-    s->ranges = region_ranges(true, &s->nranges);
-    if (!s->ranges) {
+    s->nregions = heap_inherited_regions(NULL, 0);
+    s->regions = malloc((s->nregions ? s->nregions : 1) * sizeof *s->regions);
+    if (!s->regions) {
         free(s);
         return NULL;
     }
+    s->nregions = heap_inherited_regions(s->regions, s->nregions);
     atomic_init(&s->count, 0);
     pthread_t t;
     pthread_attr_t attr;
@@ -134,7 +246,7 @@ srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e)
     int rc = pthread_create(&t, &attr, sampler_main, s);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        free(s->ranges);
+        free(s->regions);
         free(s);
         return NULL;
     }

@@ -5,6 +5,7 @@
 #ifndef COWDAG_SAMPLER_H
 #define COWDAG_SAMPLER_H
 
+#include "heap/heap.h"
 #include "memstats/scoreboard.h"
 
 /* A worker's state is what it inherited from the master. */
@@ -28,6 +29,24 @@ typedef struct srv_sampler srv_sampler;
 srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e);
 /* How many samples the thread has written so far. */
 uint64_t srv_sampler_count(const srv_sampler *s);
+
+/* --- copied pages by what lives on them ---------------------------------
+ * A map of the inherited state: every page's types and region, read from
+ * the heap's own layout once (heap_region_pages), so that each sample
+ * attributes the private pages the pagemap shows without walking objects. */
+typedef struct srv_state_map srv_state_map;
+
+/* The map of the given inherited regions; NULL when out of memory.  Reads
+ * only inherited memory: safe on a thread beside the heap's. */
+srv_state_map *srv_state_map_new(const heap_region *regions, size_t n);
+void srv_state_map_free(srv_state_map *m);
+/* One pagemap pass over the map's pages: their sharing into *pages and the
+ * private ones by type and region into *copied.  MS_OK or MS_ERR. */
+int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied);
+
+/* The same for this process's inherited state now, on the heap's thread
+ * (cowdag cowtest). */
+int srv_state_copied(ms_pages *pages, ms_copied *copied);
 
 /* The master's state is its whole heap; *state_bytes gets the heap's live
  * bytes and *state_pages its resident pages. */

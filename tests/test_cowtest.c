@@ -89,14 +89,45 @@ static void report_has_every_field(void **state)
     json_decref(doc);
 }
 
+/* The copied pages of a type in the report's copied_by_type. */
+static json_int_t copied(json_t *doc, const char *type)
+{
+    json_t *t = json_object_get(json_object_get(json_object_get(doc, "state"), "copied_by_type"), type);
+    assert_non_null(t);
+    return json_integer_value(json_object_get(t, "pages"));
+}
+
+/* copied_by_type adds up: sum(only) + mixed + empty and sum(by region) are
+ * the private pages. */
+static void assert_copied_adds_up(json_t *doc)
+{
+    json_t *st = json_object_get(doc, "state");
+    json_int_t only = 0, regions = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(st, "copied_by_type"), k, v) only += json_integer_value(json_object_get(v, "only"));
+    json_object_foreach(json_object_get(st, "copied_by_region"), k, v) regions += json_integer_value(v);
+    json_int_t priv = json_integer_value(json_object_get(st, "private_pages"));
+    assert_int_equal(only + json_integer_value(json_object_get(st, "copied_mixed_pages")) +
+                         json_integer_value(json_object_get(st, "copied_empty_pages")),
+                     priv);
+    assert_int_equal(regions, priv);
+}
+
 static void tuned_full_collection_copies_every_tracked_page(void **state)
 {
     (void)state;
     json_t *tuned = report("--gc tuned --gc-thresholds 700,10,10 --collect 2");
+    /* exactly the pages of the collector's fields, all of tracked types */
+    assert_true(state_real(tuned, "private_pages") == state_real(tuned, "tracked_pages"));
+    assert_copied_adds_up(tuned);
+    assert_true(copied(tuned, "dict") > 0 && copied(tuned, "list") > 0);
+    const char *untracked[] = {"int", "float", "str", "array", "storage"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(copied(tuned, untracked[i]), 0);
     json_t *frozen = report("--gc freeze --collect 2");
     double ratio = state_real(tuned, "private_ratio");
     assert_true(ratio >= 0.15);
-    assert_true(state_real(tuned, "private_pages") >= state_real(tuned, "tracked_pages"));
     assert_true(ratio >= 20 * state_real(frozen, "private_ratio"));
     assert_true(state_real(frozen, "private_ratio") <= 0.01);
     json_decref(tuned);
@@ -110,6 +141,10 @@ static void freeze_loses_pages_to_refcount_writes(void **state)
     snprintf(args, sizeof args, "--gc freeze %s", lookups());
     json_t *doc = report(args);
     assert_true(state_real(doc, "private_ratio") >= 0.4);
+    /* the counts of what the look-ups read; the store's index stays shared */
+    assert_copied_adds_up(doc);
+    assert_true(copied(doc, "dict") > 0 && copied(doc, "list") > 0 && copied(doc, "float") > 0);
+    assert_int_equal(copied(doc, "storage"), 0);
     json_decref(doc);
 }
 
@@ -120,6 +155,7 @@ static void freeze_immortal_keeps_every_page_shared(void **state)
     snprintf(args, sizeof args, "--gc freeze --immortal %s --collect 2", lookups());
     json_t *doc = report(args);
     assert_true(state_real(doc, "private_ratio") <= 0.005);
+    assert_copied_adds_up(doc);
     json_decref(doc);
 }
 

@@ -584,9 +584,44 @@ static void test_fork_shares_pages_until_child_writes(void **state)
     assert_int_equal(parent.private_pages, N);
 }
 
+/* ms_copied_add: only private pages count; a page with several types counts
+ * for each and as mixed, one with none as empty; regions out of range are
+ * counted in no region. */
+static void test_copied_add_attributes_private_pages_to_their_labels(void **state)
+{
+    (void)state;
+    const uint64_t P = MS_PM_PRESENT, X = MS_PM_EXCLUSIVE;
+    const uint64_t e[] = {P | X | 7, P | 7, P | X | 8, P | X | 9, 0, P | X | 10, MS_PM_SWAPPED | X};
+    const ms_page_label l[] = {
+        {.types = 1u << 3, .region = 1},             /* private: type 3 alone */
+        {.types = 1u << 3, .region = 1},             /* shared: not counted */
+        {.types = (1u << 3) | (1u << 5), .region = 2}, /* private: 3 and 5 */
+        {.types = 0, .region = 2},                   /* private, empty */
+        {.types = 1u << 5, .region = 2},             /* absent */
+        {.types = 1u << 9, .region = 200},           /* private, no region */
+        {.types = 1u << 9, .region = 2},             /* swapped: not present */
+    };
+    ms_copied c = {0};
+    ms_copied_add(e, l, 7, &c);
+    assert_int_equal(c.pages, 4);
+    assert_int_equal(c.by_type[3], 2);
+    assert_int_equal(c.only[3], 1);
+    assert_int_equal(c.by_type[5], 1);
+    assert_int_equal(c.only[5], 0);
+    assert_int_equal(c.by_type[9], 1);
+    assert_int_equal(c.only[9], 1);
+    assert_int_equal(c.mixed, 1);
+    assert_int_equal(c.empty, 1);
+    assert_int_equal(c.by_region[1], 1);
+    assert_int_equal(c.by_region[2], 2);
+    ms_copied_add(NULL, l, 7, &c); /* fails soft */
+    assert_int_equal(c.pages, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest rollup[] = {
+        cmocka_unit_test(test_copied_add_attributes_private_pages_to_their_labels),
         cmocka_unit_test(test_rollup_parse_real_fixture_gives_exact_bytes),
         cmocka_unit_test(test_rollup_parse_skips_header_line),
         cmocka_unit_test(test_rollup_parse_skips_unknown_keys_even_prefixed_or_malformed),

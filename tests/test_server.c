@@ -232,6 +232,16 @@ static void stats_and_metrics_describe_every_worker(void **state)
         json_t *st = json_object_get(json_object_get(w, "memory"), "state");
         assert_true(json_integer_value(json_object_get(st, "pages")) > 0);
         assert_true(json_is_real(json_object_get(st, "shared_ratio")));
+        /* the copied pages by type add up to the private pages */
+        json_int_t only = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(st, "copied_by_type"), k, v) only +=
+            json_integer_value(json_object_get(v, "only"));
+        assert_int_equal(json_object_size(json_object_get(st, "copied_by_type")), 8);
+        assert_int_equal(only + json_integer_value(json_object_get(st, "copied_mixed_pages")) +
+                             json_integer_value(json_object_get(st, "copied_empty_pages")),
+                         json_integer_value(json_object_get(st, "private_pages")));
         assert_true(json_is_integer(json_object_get(w, "sampled_ms_ago")));
         /* one interval, and one more for taking the sample on a loaded machine */
         assert_true(json_integer_value(json_object_get(w, "sampled_ms_ago")) <= STATS_INTERVAL_MS * 2);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "handlers/stats.h"
+#include "heap/heap.h"
 #include "tests/exposition.h"
 
 /* ====================================================================== */
@@ -113,6 +114,20 @@ static void fill_scoreboard(ms_scoreboard *sb)
     fill_entry(&sb->entries[IDX_NEW], 0, 2, 2001, MS_READY, 2000);
     fill_sample(&sb->entries[IDX_NEW].mem, 2000, NOW_MS - 2500);
     sb->entries[IDX_NEW].mem.state = (ms_pages){.pages = 400, .shared_pages = 300, .private_pages = 100};
+    /* Its 100 private pages: 60 of dicts beside lists (mixed), 30 of
+     * floats alone, 4 of storage, 6 holding nothing live. */
+    ms_copied *c = &sb->entries[IDX_NEW].mem.copied;
+    *c = (ms_copied){.pages = 100, .mixed = 60, .empty = 6};
+    c->by_type[HT_DICT] = 60;
+    c->by_type[HT_LIST] = 60;
+    c->by_type[HT_FLOAT] = 30;
+    c->only[HT_FLOAT] = 30;
+    c->by_type[HT__COUNT] = 4; /* storage */
+    c->only[HT__COUNT] = 4;
+    c->by_region[3] = 60;                 /* pool_64 */
+    c->by_region[1] = 30;                 /* pool_32 */
+    c->by_region[HEAP_REGION_LARGE] = 10; /* storage and the empty pages */
+    sb->entries[IDX_NEW].mem.copied_known = true;
 
     fill_entry(&sb->entries[IDX_ONE], 1, 2, 3001, MS_READY, 3000);
     fill_sample(&sb->entries[IDX_ONE].mem, 3000, NOW_MS - 10);
@@ -331,7 +346,7 @@ static void stats_workers_have_the_spec_fields_and_values(void **state)
         assert_int_equal(json_object_size(mem), 7);
         assert_rollup_members(mem, &e->mem.rollup);
         json_t *st = member(mem, "state");
-        assert_int_equal(json_object_size(st), 4);
+        assert_int_equal(json_object_size(st), e->mem.copied_known ? 8 : 4);
         assert_uint_member(st, "pages", e->mem.state.pages);
         assert_uint_member(st, "shared_pages", e->mem.state.shared_pages);
         assert_uint_member(st, "private_pages", e->mem.state.private_pages);
@@ -429,7 +444,8 @@ static const char *const all_families[] = {
     "cowdag_worker_restarts_total", "cowdag_worker_info", "cowdag_worker_generation",
     "cowdag_worker_uptime_seconds", "cowdag_requests_total", "cowdag_request_errors_total",
     "cowdag_request_duration_seconds", "cowdag_worker_memory_bytes", "cowdag_worker_state_pages",
-    "cowdag_worker_state_shared_ratio", "cowdag_worker_sample_age_seconds", "cowdag_gc_collections_total",
+    "cowdag_worker_state_shared_ratio", "cowdag_worker_state_copied_pages", "cowdag_worker_sample_age_seconds",
+    "cowdag_gc_collections_total",
     "cowdag_gc_collected_objects_total", "cowdag_gc_pause_seconds_total", "cowdag_gc_pause_max_seconds",
     "cowdag_gc_tracked_objects", "cowdag_gc_frozen_objects", "cowdag_heap_objects",
 };
@@ -588,6 +604,47 @@ static void metrics_report_memory_only_once_sampled(void **state)
     assert_string_equal(RAW(&x, "cowdag_worker_state_shared_ratio", "worker", "1", "pid", "3001"), "1");
     assert_string_equal(RAW(&x, "cowdag_worker_sample_age_seconds", "worker", "0", "pid", "2001"), "2.5");
     assert_string_equal(RAW(&x, "cowdag_worker_sample_age_seconds", "worker", "1", "pid", "3001"), "0.01");
+    expo_free(&x);
+    free(text);
+}
+
+/* The copied pages by type and region, where the sample has them: every
+ * type a state page can hold, in JSON and in /metrics. */
+static void stats_and_metrics_attribute_copied_pages_to_types(void **state)
+{
+    fx *f = *state;
+    json_t *doc = stats_doc(f);
+    json_t *ws = member(doc, "workers");
+    json_t *old = member(member(json_array_get(ws, 0), "memory"), "state");
+    json_t *st = member(member(json_array_get(ws, 1), "memory"), "state");
+    assert_null(json_object_get(old, "copied_by_type"));
+    json_t *types = member(st, "copied_by_type");
+    static const char *const names[] = {"int", "float", "str", "list", "dict", "array", "table", "storage"};
+    static const uint64_t pages[] = {0, 30, 0, 60, 60, 0, 0, 4}, only[] = {0, 30, 0, 0, 0, 0, 0, 4};
+    assert_int_equal(json_object_size(types), 8);
+    uint64_t sum_only = 0;
+    for (int i = 0; i < 8; i++) {
+        json_t *t = member(types, names[i]);
+        assert_uint_member(t, "pages", pages[i]);
+        assert_uint_member(t, "only", only[i]);
+        sum_only += only[i];
+    }
+    assert_uint_member(st, "copied_mixed_pages", 60);
+    assert_uint_member(st, "copied_empty_pages", 6);
+    assert_int_equal(sum_only + 60 + 6, 100); /* the private pages */
+    json_t *regions = member(st, "copied_by_region");
+    assert_int_equal(json_object_size(regions), 3);
+    assert_uint_member(regions, "pool_64", 60);
+    assert_uint_member(regions, "pool_32", 30);
+    assert_uint_member(regions, "large", 10);
+    json_decref(doc);
+
+    expo x;
+    char *text = metrics(f, &x);
+    assert_int_equal(count_samples(&x, "cowdag_worker_state_copied_pages"), 8);
+    for (int i = 0; i < 8; i++)
+        assert_true(VALUE(&x, "cowdag_worker_state_copied_pages", "worker", "0", "pid", "2001", "type", names[i]) ==
+                    (double)pages[i]);
     expo_free(&x);
     free(text);
 }
@@ -811,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(snapshot_reports_a_torn_master_as_zeros, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_is_stamped_with_the_monotonic_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_master_has_the_spec_fields_and_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(stats_and_metrics_attribute_copied_pages_to_types, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_workers_have_the_spec_fields_and_values, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_ratio_and_age_follow_the_sample, setup, teardown),
         cmocka_unit_test(stats_of_an_empty_scoreboard),
