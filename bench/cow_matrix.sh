@@ -213,10 +213,12 @@ jq -r --argjson page "$PAGE" '
   echo "customer_score with 32 random ids of $RECORDS, one request in 20 \`graph\`; $WARMUP warm-up \`graph\` requests before (they read no state)."
   echo "Figures are from the last /stats sample, taken one stats interval after the load ended. Private MiB: state pages"
   echo "this worker has copied (x $PAGE B). Total PSS: master + workers. Collections: gen0/gen1/gen2, summed over the"
-  echo "workers; pause: total collector time, summed over the workers, and the longest single collection."
+  echo "workers; pause: total collector time, summed over the workers, and the longest single collection. Copied"
+  echo "pages by type: the copied state pages holding each type, summed over the workers, most first (a page holding"
+  echo "several types counts for each; README.md, \"Which object types were copied\")."
   echo
-  echo "| mode | thresholds | private MiB of state, per worker | state shared | total PSS MiB | req/s | p50 | p99 | collections | pause ms, total | pause ms, max | objects alive, per worker |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| mode | thresholds | private MiB of state, per worker | state shared | total PSS MiB | req/s | p50 | p99 | collections | pause ms, total | pause ms, max | objects alive, per worker | copied pages by type |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for mode in $MODES; do
     read -r _ rps p50 p99 nreq bad <<EOF
 $(grep "^$mode " "$tmp/wrk.summary")
@@ -235,7 +237,11 @@ EOF
         ([0, 1, 2] | map(. as $g | $w | map(.gc.collections[$g]) | add | tostring) | join("/")),
         ($w | map(.gc.pause_us_total) | add / 1000 | . * 10 | round / 10 | tostring),
         ($w | map(.gc.pause_us_max) | max / 1000 | . * 10 | round / 10 | tostring),
-        ($w | map(.gc.objects | thousands) | join(" / "))
+        ($w | map(.gc.objects | thousands) | join(" / ")),
+        ([$w[].memory.state.copied_by_type // {} | to_entries[]] | group_by(.key)
+          | map({type: .[0].key, pages: (map(.value.pages) | add)}) | map(select(.pages > 0))
+          | sort_by(-.pages) | map(.type + " " + (.pages | thousands)) | join(", ")
+          | if . == "" then "none" else . end)
       ] | "| " + join(" | ") + " |"' "$tmp/samples.jsonl"
   done
   echo

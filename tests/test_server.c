@@ -211,10 +211,28 @@ static void gc_collect_is_forbidden_without_admin(void **state)
     group_test_ok = true;
 }
 
+/* /stats once every worker's sample attributes its copies to types (from
+ * a worker's second sample on: the first is taken before the page map). */
+static json_t *stats_with_types(int port, int nworkers)
+{
+    uint64_t deadline = now_ms() + HANG_MS;
+    for (;;) {
+        json_t *doc = stats_sampled(port, nworkers);
+        size_t i, typed = 0;
+        json_t *w;
+        json_array_foreach(json_object_get(doc, "workers"), i, w) typed +=
+            json_object_get(json_object_get(json_object_get(w, "memory"), "state"), "copied_by_type") != NULL;
+        if ((int)typed >= nworkers || now_ms() > deadline)
+            return doc;
+        json_decref(doc);
+        sleep_ms(50);
+    }
+}
+
 static void stats_and_metrics_describe_every_worker(void **state)
 {
     (void)state;
-    json_t *doc = stats_sampled(group_srv.port, 2);
+    json_t *doc = stats_with_types(group_srv.port, 2);
     json_t *m = json_object_get(doc, "master");
     assert_int_equal(json_integer_value(json_object_get(m, "pid")), group_srv.pid);
     assert_string_equal(json_string_value(json_object_get(json_object_get(m, "gc"), "mode")), "freeze");
