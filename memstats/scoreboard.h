@@ -78,7 +78,7 @@ typedef struct ms_sample {
     /* The state's private pages by what lives on them (a worker's; the
      * labels are the heap's page types and regions, heap/heap.h). */
     ms_copied copied;
-    bool copied_known;
+    uint64_t copied_known; /* nonzero once a sample carries them (a word: no padding) */
     uint64_t at_ms;   /* base_now_ms() when taken (base/clock.h: one clock for every process); 0: none yet */
     uint64_t cost_us; /* how long taking it took */
 } ms_sample;

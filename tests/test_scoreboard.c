@@ -82,6 +82,13 @@ static size_t sample_refs(ms_sample *m, fref *refs, size_t n)
     REF(m->state.private_pages);
     REF(m->state.zero_pages);
     REF(m->state.swapped_pages);
+    REF(m->copied.pages);
+    REF(m->copied.by_type);
+    REF(m->copied.only);
+    REF(m->copied.mixed);
+    REF(m->copied.empty);
+    REF(m->copied.by_region);
+    REF(m->copied_known);
     REF(m->at_ms);
     REF(m->cost_us);
     return n;

@@ -127,7 +127,7 @@ static void fill_scoreboard(ms_scoreboard *sb)
     c->by_region[3] = 60;                 /* pool_64 */
     c->by_region[1] = 30;                 /* pool_32 */
     c->by_region[HEAP_REGION_LARGE] = 10; /* storage and the empty pages */
-    sb->entries[IDX_NEW].mem.copied_known = true;
+    sb->entries[IDX_NEW].mem.copied_known = 1;
 
     fill_entry(&sb->entries[IDX_ONE], 1, 2, 3001, MS_READY, 3000);
     fill_sample(&sb->entries[IDX_ONE].mem, 3000, NOW_MS - 10);
