@@ -637,20 +637,40 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const usage_ops =
-    "usage: cowdag ops\n"
+    "usage: cowdag ops [-c FILE]\n"
     "\n"
     "Lists every op a DAG node can use: its name, how many args it takes, its\n"
-    "params (? marks an optional one) and what it computes.\n";
+    "params (? marks an optional one) and what it computes.  With -c, the ops\n"
+    "of the config's modules follow the built-ins, each marked with its module.\n"
+    "\n"
+    "  -c, --config FILE   also load this config's modules\n";
+
+static void print_op(const dag_op *op)
+{
+    if (op->max_args < 0)
+        printf("%s (%d or more args)", op->name, op->min_args);
+    else if (op->min_args == op->max_args)
+        printf("%s (%d args)", op->name, op->min_args);
+    else
+        printf("%s (%d-%d args)", op->name, op->min_args, op->max_args);
+    for (const dag_param_spec *p = op->params; p && p->name; p++)
+        printf("%s %s%s", p == op->params ? "; params:" : ",", p->name, p->required ? "" : "?");
+    if (dag_op_module(op))
+        printf(" [module %s]", dag_op_module(op));
+    printf("\n    %s\n\n", op->doc);
+}
 
 static int cmd_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    const char *unused = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int rc = common_option(c == 'c' ? '?' : c, usage_ops, &unused);
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        int rc = common_option(c, usage_ops, &config);
         if (rc == -2)
             return fail("ops", "unknown or incomplete option '%s'", argv[optind - 1]);
         if (rc >= 0)
@@ -658,17 +678,27 @@ static int cmd_ops(int argc, char **argv)
     }
     if (optind < argc)
         return fail("ops", "no arguments, please (got '%s')", argv[optind]);
-    for (size_t i = 0; i < dag_op_count(); i++) {
-        const dag_op *op = dag_op_at(i);
-        if (op->max_args < 0)
-            printf("%s (%d or more args)", op->name, op->min_args);
-        else if (op->min_args == op->max_args)
-            printf("%s (%d args)", op->name, op->min_args);
-        else
-            printf("%s (%d-%d args)", op->name, op->min_args, op->max_args);
-        for (const dag_param_spec *p = op->params; p && p->name; p++)
-            printf("%s %s%s", p == op->params ? "; params:" : ",", p->name, p->required ? "" : "?");
-        printf("\n    %s\n\n", op->doc);
+    ld_config cfg = {0};
+    ld_modules mods = {0};
+    if (config) {
+        if (load_config("ops", config, &cfg))
+            return 1;
+        heap_init(NULL);
+        dag_errors errs = {0};
+        if (ld_modules_load(&cfg, &mods, &errs) != LD_OK) {
+            dag_errors_print(&errs, stderr);
+            dag_errors_free(&errs);
+            ld_config_free(&cfg);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < dag_op_count(); i++)
+        print_op(dag_op_at(i));
+    for (size_t i = 0; i < dag_opset_count(mods.ops); i++)
+        print_op(dag_opset_at(mods.ops, i));
+    if (config) {
+        ld_modules_free(&mods);
+        ld_config_free(&cfg);
     }
     return 0;
 }
