@@ -41,7 +41,7 @@ static int crash(cowdag_ctx *ctx, cowdag_value *const *args, size_t nargs, const
                  cowdag_value **out)
 {
     (void)ctx, (void)args, (void)nargs, (void)params, (void)out;
-    int *volatile p = NULL;
+    volatile int *volatile p = NULL;
     *p = 1;
     return COWDAG_ERR;
 }
