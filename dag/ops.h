@@ -1,6 +1,8 @@
-/* ops: the op library DAG nodes call.  Every op is one entry of the table in
- * dag/ops.c, which documents it in one place: arguments, params, types,
- * broadcasting, result.  `cowdag ops` prints that documentation.
+/* ops: the op library DAG nodes call.  Every built-in op is one entry of
+ * the table in dag/ops.c, which documents it in one place: arguments,
+ * params, types, broadcasting, result.  `cowdag ops` prints that
+ * documentation.  Modules add ops of their own beside the table
+ * (dag/module.h; README.md, "Writing a module").
  *
  * Calling convention.  An op gets its arguments as borrowed heap values
  * (the results of upstream nodes, or literals of the DAG file) and its
