@@ -693,7 +693,10 @@ static int read_modules(loader *ld, json_t *arr)
             free(path);
             return rc;
         }
-        c->modules[c->nmodules++] = path;
+        char *real = realpath(path, NULL);
+        c->modules[c->nmodules++] = real ? real : path;
+        if (real)
+            free(path);
     }
     return LD_OK;
 }

@@ -4,6 +4,7 @@
  * "Commands" table, which tests/test_readme.c compares with each --help. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,15 @@ static int cmd_check(int argc, char **argv)
                                                 : 1;
         printf("state %-16s %-8s %zu %s\n", cfg.state[i].name, kind_names[cfg.state[i].kind], n,
                heap_type_of(v) == HT_TABLE ? "rows" : "entries");
+    }
+    for (size_t i = 0; i < w.modules.n; i++) {
+        char *copy = base_strdup(w.modules.v[i].file);
+        const char *name = basename(copy);
+        size_t nops = 0;
+        for (size_t k = 0; k < dag_opset_count(w.modules.ops); k++)
+            nops += strcmp(dag_op_module(dag_opset_at(w.modules.ops, k)), name) == 0;
+        printf("module %-15s %zu ops  (%s)\n", name, nops, w.modules.v[i].file);
+        free(copy);
     }
     for (size_t i = 0; i < w.ndags; i++) {
         const dag *d = w.dags[i];

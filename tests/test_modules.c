@@ -517,6 +517,7 @@ static void check_run_and_ops_load_the_modules(void **state)
     cmd = dup_printf("%s check -c %s", cowdag_bin(), cfg);
     assert_int_equal(run_cmd(cmd, &out), 0);
     assert_non_null(strstr(out, "dag   score"));
+    assert_non_null(strstr(out, "module libscore.so     3 ops  (")); /* as "dag   " lines are laid out */
     free(out);
     free(cmd);
 
