@@ -757,6 +757,19 @@ static void a_reload_loads_modules_afresh_and_closes_the_old_after_its_workers(v
     assert_true(wait_log(&T.srv, "generation 1 released, its 2 modules closed", HANG_MS));
     assert_int_equal(loads_mapped(T.srv.pid, "libmine.so"), 1);
     assert_int_equal(loads_mapped(T.srv.pid, "libscore.so"), 1);
+
+    /* a module that no longer loads: the reload fails, naming it, and generation 2 serves on */
+    char *broken = module_path("tests/modules/libnoinit.so");
+    copy_file(broken, tmp);
+    assert_int_equal(rename(tmp, mod), 0);
+    assert_int_equal(kill(T.srv.pid, SIGHUP), 0);
+    assert_true(wait_log(&T.srv, "reload failed; generation 2 goes on serving", HANG_MS));
+    assert_true(log_has(&T.srv, "libmine.so: no symbol cowdag_module_init"));
+    assert_int_equal(run_dag(T.srv.port, "t", "{\"outputs\": [\"version\"]}", &r), 0);
+    assert_int_equal(run_output_int(&r, "version"), 2);
+    reply_free(&r);
+    assert_int_equal(loads_mapped(T.srv.pid, "libmine.so"), 1);
+    free(broken);
     rm_tree(dir);
     free(dir);
     free(mod);
