@@ -26,7 +26,7 @@ SANFLAGS ?=
 override CFLAGS  := $(OPTFLAGS) $(SANFLAGS) -pthread -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -I. $(CFLAGS)
 override CXXFLAGS := $(OPTFLAGS) $(SANFLAGS) -std=c++17 -Wall -Wextra -Werror -MMD -MP -I. $(CXXFLAGS)
 override LDFLAGS := $(SANFLAGS) -pthread $(LDFLAGS)
-LDLIBS  += -lstdc++ -lm
+LDLIBS  += -lstdc++ -lm -ldl
 
 # pkg-config is asked only once the packages are there (see deps).
 PC_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -51,11 +51,20 @@ BIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(filter-out test_cowtest,$(patsubst tests/%.c,%,$(wildcard tests/test_*.c)))
 TEST_BINS  := $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
+# Modules (README.md, "Writing a module"): the example, and the test modules: the ops tests/test_modules.c
+# runs (spin, hog, crash, ...) in two versions, and modules that must not
+# load.
+EXAMPLE_MODULES := $(BUILD)/examples/score/libscore.so
+TEST_MODULES := $(BUILD)/tests/modules/libtestops.so $(BUILD)/tests/modules/libtestops2.so \
+                $(BUILD)/tests/modules/libbadversion.so $(BUILD)/tests/modules/libnoinit.so \
+                $(BUILD)/tests/modules/libnoversion.so $(BUILD)/tests/modules/libtwice.so \
+                $(BUILD)/tests/modules/libclash.so $(BUILD)/tests/modules/libundefined.so
+
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all deps deps-bench deps-peers install-debs test asan run bench bench-cow bench-peers cluster-demo docs clean
+.PHONY: all modules deps deps-bench deps-peers install-debs test asan run bench bench-cow bench-peers cluster-demo docs clean
 
-all: deps $(BUILD)/cowdag
+all: deps $(BUILD)/cowdag $(EXAMPLE_MODULES)
 
 # --- Debian packages ----------------------------------------------------------
 # Installs what is missing when run as root; otherwise says what to install.
@@ -104,8 +113,47 @@ $(BUILD)/%.o: %.cc | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(PC_CFLAGS) -c $< -o $@
 
-$(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
+# --- modules (README.md, "Writing a module") -------------------------------
+# Every binary that holds the op library exports the module API to the
+# modules it loads, and nothing else: the dynamic list is the functions
+# include/cowdag_module.h declares (all named cowdag_*), but the init a
+# module defines itself.  Modules are built against that header alone.
+
+DYNLIST := $(BUILD)/cowdag_module.dynlist
+EXPORT_API = -Wl,--dynamic-list=$(DYNLIST)
+
+$(DYNLIST): include/cowdag_module.h
+	@mkdir -p $(dir $@)
+	@{ echo '{'; grep -o '\bcowdag_[a-z0-9_]*(' $< | tr -d '(' | grep -vx 'cowdag_module_init' | sort -u | \
+	  sed 's/.*/  &;/'; echo '};'; } > $@
+
+MODULE_CFLAGS = $(OPTFLAGS) $(SANFLAGS) -std=c11 -Wall -Wextra -Werror -fPIC -shared -Iinclude
+
+
+$(BUILD)/examples/score/libscore.so: examples/score/score.c include/cowdag_module.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) $< -o $@ -lm
+
+$(BUILD)/tests/modules/libtestops.so: tests/modules/testops.c include/cowdag_module.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -DTESTOPS_VERSION=1 $< -o $@
+
+$(BUILD)/tests/modules/libtestops2.so: tests/modules/testops.c include/cowdag_module.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -DTESTOPS_VERSION=2 $< -o $@
+
+$(BUILD)/tests/modules/libclash.so: tests/modules/twice.c include/cowdag_module.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) -DCLASH_WITH_BUILTIN $< -o $@
+
+$(BUILD)/tests/modules/lib%.so: tests/modules/%.c include/cowdag_module.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_CFLAGS) $< -o $@
+
+modules: $(EXAMPLE_MODULES)
+
+$(BUILD)/cowdag: $(BIN_OBJ) $(LIB_OBJ) $(DYNLIST)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(EXPORT_API) $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
 # What the suites share (tests/support.h), linked into each of them; the
 # harness of the suites that run the server (tests/server_support.h) and the
@@ -127,13 +175,15 @@ $(BUILD)/tests/test_server $(BUILD)/tests/test_master $(BUILD)/tests/test_conns 
 $(BUILD)/tests/test_stats $(BUILD)/tests/test_exposition: $(EXPOSITION_OBJ)
 $(BUILD)/tests/test_deploy: $(SERVER_SUPPORT_OBJ)
 
-$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(filter %.o,$^) -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+$(BUILD)/tests/test_modules: $(SERVER_SUPPORT_OBJ) $(EXAMPLE_MODULES) $(TEST_MODULES)
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ) $(DYNLIST)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(filter %.o,$^) -o $@ $(EXPORT_API) $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ) $(DYNLIST)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(EXPORT_API) $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
 
 # --- tests --------------------------------------------------------------------
 # Unit and integration suites, then the heap and collector suites again with

@@ -13,6 +13,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "dag/module.h"
 #include "dag/ops_internal.h"
 
 /* ====================================================================== */
@@ -370,7 +371,7 @@ const dag_op *dag_op_find(const char *name)
     for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
         if (strcmp(ops[k].name, name) == 0)
             return &ops[k];
-    return NULL;
+    return dag_opset_find(dag_ops_in_use(), name);
 }
 
 size_t dag_op_count(void) { return sizeof ops / sizeof *ops; }

@@ -1,6 +1,8 @@
-/* ops: the op library DAG nodes call.  Every op is one entry of the table in
- * dag/ops.c, which documents it in one place: arguments, params, types,
- * broadcasting, result.  `cowdag ops` prints that documentation.
+/* ops: the op library DAG nodes call.  Every built-in op is one entry of
+ * the table in dag/ops.c, which documents it in one place: arguments,
+ * params, types, broadcasting, result.  `cowdag ops` prints that
+ * documentation.  Modules add ops of their own beside the table
+ * (dag/module.h; README.md, "Writing a module").
  *
  * Calling convention.  An op gets its arguments as borrowed heap values
  * (the results of upstream nodes, or literals of the DAG file) and its
@@ -38,6 +40,11 @@ typedef struct dag_op_ctx {
      * 0: no budget. */
     uint64_t max_bytes;
     uint64_t base_bytes;
+    /* The run's deadline (base_now_ns() time; 0: none) and the op being
+     * called: what module ops read (dag/module.h); built-ins need neither,
+     * the run checks the deadline between nodes. */
+    uint64_t deadline_ns;
+    const struct dag_op *op;
 } dag_op_ctx;
 
 /* Sets ctx's error and returns DAG_ERR: `return dag_op_fail(ctx, DAG_E_TYPE, "...", ...)`. */
@@ -99,7 +106,10 @@ typedef struct dag_op {
     const char *doc; /* one paragraph: args, params, types, broadcasting, result */
 } dag_op;
 
-const dag_op *dag_op_find(const char *name); /* NULL if unknown */
+/* The op called name: a built-in, else one of the op set in use (the
+ * modules of the generation being loaded, dag_ops_use); NULL if unknown. */
+const dag_op *dag_op_find(const char *name);
+/* The built-in table. */
 size_t dag_op_count(void);
 const dag_op *dag_op_at(size_t i);
 

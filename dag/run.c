@@ -377,7 +377,9 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
         args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
     dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28),
                       .max_bytes = opts ? opts->max_bytes : 0,
-                      .base_bytes = r->base_bytes};
+                      .base_bytes = r->base_bytes,
+                      .deadline_ns = opts ? opts->deadline_ns : 0,
+                      .op = n->op};
     heap_obj *out = NULL;
     int rc = n->op->run(&ctx, args, n->nargs, &n->params, &out);
     if (args != local)

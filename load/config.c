@@ -261,7 +261,7 @@ static const char *const top_keys[] = {
     "timeout_ms",       "graceful_timeout_ms", "header_timeout_ms", "keepalive_timeout_ms", "worker_timeout_ms",
     "max_copied_mib",   "max_copied_ratio",  "max_rss_mib",      "stats_interval_ms", "admin",
     "access_log",       "dashboard",         "worker_priority",  "gc",             "state",
-    "dags",             NULL,
+    "dags",             "modules",           NULL,
 };
 static const char *const gc_keys[] = {"mode", "thresholds", "immortal", "full_ratio", NULL};
 static const char *const state_keys[] = {"name", "kind", "generate", "csv", "key", "file", NULL};
@@ -663,6 +663,44 @@ static int read_dags(loader *ld, json_t *arr)
     return LD_OK;
 }
 
+/* --- modules -------------------------------------------------------------- */
+
+/* Each entry a module file (README.md, "Writing a module"), resolved
+ * against the config's folder; it must exist now, and load/modules.c opens
+ * it when the world loads. */
+static int read_modules(loader *ld, json_t *arr)
+{
+    ld_config *c = ld->c;
+    if (!json_is_array(arr))
+        return wrong_type(ld, "modules", "array", arr);
+    size_t n = json_array_size(arr);
+    c->modules = base_calloc(n ? n : 1, sizeof *c->modules);
+    for (size_t i = 0; i < n; i++) {
+        char key[KEY_MAX];
+        const char *rel;
+        key_index(key, "modules", i);
+        if (read_string(ld, key, json_array_get(arr, i), &rel))
+            return LD_ERR;
+        char *path = join_path(c->dir, rel);
+        struct stat st;
+        int rc = LD_OK;
+        if (stat(path, &st) != 0)
+            rc = errno == ENOENT ? fail(ld, key, "no such file: %s", path)
+                                 : fail(ld, key, "cannot read %s: %s", path, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            rc = fail(ld, key, "not a regular file (a module is a shared library): %s", path);
+        if (rc != LD_OK) {
+            free(path);
+            return rc;
+        }
+        char *real = realpath(path, NULL);
+        c->modules[c->nmodules++] = real ? real : path;
+        if (real)
+            free(path);
+    }
+    return LD_OK;
+}
+
 /* }====================================================================== */
 
 /* ====================================================================== */
@@ -704,6 +742,8 @@ static int read_root(loader *ld, json_t *root)
     if ((v = json_object_get(root, "state")) && read_state(ld, v))
         return LD_ERR;
     if ((v = json_object_get(root, "dags")) && read_dags(ld, v))
+        return LD_ERR;
+    if ((v = json_object_get(root, "modules")) && read_modules(ld, v))
         return LD_ERR;
     return LD_OK;
 }
@@ -832,6 +872,9 @@ void ld_config_free(ld_config *c)
     for (size_t i = 0; i < c->ndags; i++)
         free(c->dags[i]);
     free(c->dags);
+    for (size_t i = 0; i < c->nmodules; i++)
+        free(c->modules[i]);
+    free(c->modules);
     free((char *)c->flags.listen);
     free((char *)c->flags.gc_mode);
     memset(c, 0, sizeof *c);

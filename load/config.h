@@ -72,6 +72,8 @@ typedef struct ld_config {
     size_t nstate;
     char **dags; /* absolute paths of the DAG files the globs matched, sorted */
     size_t ndags;
+    char **modules; /* absolute paths of the module files, in the file's order */
+    size_t nmodules;
     /* The flags applied over the file, kept so that a reload applies them
      * again (ld_config_reload); the strings are owned copies. */
     ld_overrides flags;
@@ -80,7 +82,7 @@ typedef struct ld_config {
 /* The defaults (README.md, "The config file"): 127.0.0.1:8080, 2 workers, max_requests 0,
  * max_body_bytes 1048576, max_run_bytes 1073741824, timeout_ms 30000, graceful_timeout_ms 10000,
  * header_timeout_ms 10000, keepalive_timeout_ms 5000, stats_interval_ms 1000, admin false, access_log true, worker_priority 0, gc tuned 700/10/10
- * full_ratio 0.25, no state, no DAGs. */
+ * full_ratio 0.25, no state, no DAGs, no modules. */
 void ld_config_defaults(ld_config *c);
 
 /* The name of the i-th key a config file may hold, into buf: the top

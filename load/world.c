@@ -50,11 +50,24 @@ int ld_world_load(const ld_config *cfg, const char *only_dag, ld_state_policy po
         names[i] = cfg->state[i].name;
 
     dag_errors errs = {0};
+    /* The modules first: DAGs name their ops, and their code must be in
+     * the master before anything is forked. */
+    if (ld_modules_load(cfg, &w->modules, &errs) != LD_OK) {
+        free(names);
+        dag_errors_print(&errs, errout);
+        fprintf(errout, "%zu problem%s found\n", errs.n, errs.n == 1 ? "" : "s");
+        dag_errors_free(&errs);
+        ld_world_free(w);
+        return LD_ERR;
+    }
+    const dag_opset *before = dag_ops_in_use();
+    dag_ops_use(w->modules.ops);
     for (size_t i = 0; i < cfg->ndags; i++) {
         dag *d = dag_load_file(cfg->dags[i], names, cfg->nstate, &errs);
         if (d)
             w->dags[w->ndags++] = d;
     }
+    dag_ops_use(before);
     free(names);
     qsort(w->dags, w->ndags, sizeof *w->dags, by_name);
     for (size_t i = 1; i < w->ndags; i++)
@@ -119,5 +132,6 @@ void ld_world_free(ld_world *w)
         dag_free(w->dags[i]);
     free(w->dags);
     heap_xdecref(w->state);
+    ld_modules_free(&w->modules);
     *w = (ld_world){0};
 }

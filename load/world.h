@@ -1,5 +1,5 @@
-/* world: everything a master loads before it forks -- the config, the
- * state entries in the heap, the compiled DAGs -- and the one place that
+/* world: everything a master loads before it forks -- the config's
+ * modules, the state entries in the heap, the compiled DAGs -- and the one place that
  * loads it all, for `serve`, `run` and `check` alike. */
 #ifndef COWDAG_WORLD_H
 #define COWDAG_WORLD_H
@@ -9,11 +9,13 @@
 
 #include "dag/dag.h"
 #include "load/config.h"
+#include "load/modules.h"
 
 typedef struct ld_world {
     heap_obj *state; /* dict: state name -> value (owned reference) */
     dag **dags;      /* sorted by name */
     size_t ndags;
+    ld_modules modules; /* the ops the DAGs may call beside the built-ins */
 } ld_world;
 
 typedef enum ld_state_policy {
@@ -21,7 +23,8 @@ typedef enum ld_state_policy {
     LD_STATE_NEEDED, /* only the entries `only_dag` refers to (run) */
 } ld_state_policy;
 
-/* Compiles the config's DAGs (all of them, so names are checked unique;
+/* Loads the config's modules (load/modules.h), then compiles the config's
+ * DAGs against the built-in ops and theirs (all of them, so names are checked unique;
  * with only_dag, that one must exist), then loads state by policy, with
  * automatic collection paused meanwhile (settle afterwards).  Every
  * problem is printed to errout, one line each naming file and node or key;
@@ -45,6 +48,8 @@ int ld_world_run(const ld_world *w, const ld_config *cfg, const dag *d, heap_obj
 /* The DAG called name, or NULL. */
 const dag *ld_world_dag(const ld_world *w, const char *name);
 
+/* Frees the DAGs, the state, then closes the modules: a master calls it
+ * only once no worker of the generation is left. */
 void ld_world_free(ld_world *w);
 
 #endif

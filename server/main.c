@@ -4,6 +4,7 @@
  * "Commands" table, which tests/test_readme.c compares with each --help. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +85,10 @@ static const char *const usage_serve =
     "                    [--gc-thresholds T0,T1,T2] [--immortal]\n"
     "\n"
     "Runs the pre-fork HTTP server in the foreground: the master loads the\n"
-    "config's state and DAGs, settles the collector and forks the workers.\n"
-    "Flags override the file.  Signals to the master: TERM/INT stop gracefully,\n"
-    "QUIT stops at once, HUP reloads config, state and DAGs, TTIN/TTOU add or\n"
-    "remove a worker.  A listening socket in $COWDAG_LISTEN_FD is used as is.\n"
+    "config's modules, state and DAGs, settles the collector and forks the\n"
+    "workers.  Flags override the file.  Signals to the master: TERM/INT stop\n"
+    "gracefully, QUIT stops at once, HUP reloads config, modules, state and\n"
+    "DAGs, TTIN/TTOU add or remove a worker.  A listening socket in $COWDAG_LISTEN_FD is used as is.\n"
     "\n"
     "  -c, --config FILE           config file (default config/cowdag.json)\n"
     "  --listen HOST:PORT          address to serve (port 0: any free port)\n"
@@ -463,6 +464,15 @@ static int cmd_check(int argc, char **argv)
         printf("state %-16s %-8s %zu %s\n", cfg.state[i].name, kind_names[cfg.state[i].kind], n,
                heap_type_of(v) == HT_TABLE ? "rows" : "entries");
     }
+    for (size_t i = 0; i < w.modules.n; i++) {
+        char *copy = base_strdup(w.modules.v[i].file);
+        const char *name = basename(copy);
+        size_t nops = 0;
+        for (size_t k = 0; k < dag_opset_count(w.modules.ops); k++)
+            nops += strcmp(dag_op_module(dag_opset_at(w.modules.ops, k)), name) == 0;
+        printf("module %-15s %zu ops  (%s)\n", name, nops, w.modules.v[i].file);
+        free(copy);
+    }
     for (size_t i = 0; i < w.ndags; i++) {
         const dag *d = w.dags[i];
         printf("dag   %-16s %u nodes, %u inputs, %u outputs  (%s)\n", d->name, d->n, d->ninputs, d->nsinks, d->file);
@@ -637,20 +647,40 @@ static int cmd_stats(int argc, char **argv)
 }
 
 static const char *const usage_ops =
-    "usage: cowdag ops\n"
+    "usage: cowdag ops [-c FILE]\n"
     "\n"
     "Lists every op a DAG node can use: its name, how many args it takes, its\n"
-    "params (? marks an optional one) and what it computes.\n";
+    "params (? marks an optional one) and what it computes.  With -c, the ops\n"
+    "of the config's modules follow the built-ins, each marked with its module.\n"
+    "\n"
+    "  -c, --config FILE   also load this config's modules\n";
+
+static void print_op(const dag_op *op)
+{
+    if (op->max_args < 0)
+        printf("%s (%d or more args)", op->name, op->min_args);
+    else if (op->min_args == op->max_args)
+        printf("%s (%d args)", op->name, op->min_args);
+    else
+        printf("%s (%d-%d args)", op->name, op->min_args, op->max_args);
+    for (const dag_param_spec *p = op->params; p && p->name; p++)
+        printf("%s %s%s", p == op->params ? "; params:" : ",", p->name, p->required ? "" : "?");
+    if (dag_op_module(op))
+        printf(" [module %s]", dag_op_module(op));
+    printf("\n    %s\n\n", op->doc);
+}
 
 static int cmd_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-    const char *unused = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int rc = common_option(c == 'c' ? '?' : c, usage_ops, &unused);
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        int rc = common_option(c, usage_ops, &config);
         if (rc == -2)
             return fail("ops", "unknown or incomplete option '%s'", argv[optind - 1]);
         if (rc >= 0)
@@ -658,17 +688,27 @@ static int cmd_ops(int argc, char **argv)
     }
     if (optind < argc)
         return fail("ops", "no arguments, please (got '%s')", argv[optind]);
-    for (size_t i = 0; i < dag_op_count(); i++) {
-        const dag_op *op = dag_op_at(i);
-        if (op->max_args < 0)
-            printf("%s (%d or more args)", op->name, op->min_args);
-        else if (op->min_args == op->max_args)
-            printf("%s (%d args)", op->name, op->min_args);
-        else
-            printf("%s (%d-%d args)", op->name, op->min_args, op->max_args);
-        for (const dag_param_spec *p = op->params; p && p->name; p++)
-            printf("%s %s%s", p == op->params ? "; params:" : ",", p->name, p->required ? "" : "?");
-        printf("\n    %s\n\n", op->doc);
+    ld_config cfg = {0};
+    ld_modules mods = {0};
+    if (config) {
+        if (load_config("ops", config, &cfg))
+            return 1;
+        heap_init(NULL);
+        dag_errors errs = {0};
+        if (ld_modules_load(&cfg, &mods, &errs) != LD_OK) {
+            dag_errors_print(&errs, stderr);
+            dag_errors_free(&errs);
+            ld_config_free(&cfg);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < dag_op_count(); i++)
+        print_op(dag_op_at(i));
+    for (size_t i = 0; i < dag_opset_count(mods.ops); i++)
+        print_op(dag_opset_at(mods.ops, i));
+    if (config) {
+        ld_modules_free(&mods);
+        ld_config_free(&cfg);
     }
     return 0;
 }

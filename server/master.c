@@ -527,8 +527,14 @@ static void drop_old_generations(master *m)
         generation *g = &m->gens[k];
         if (!g->live || k == m->current)
             continue;
+        /* Its modules close here, with its world, and not before: until
+         * its last worker has gone, one of them may be running their code. */
+        size_t nmodules = g->world.modules.n;
         drop_generation(g, 0, cur(m)->seal);
-        mlog("generation %d released", g->id);
+        if (nmodules)
+            mlog("generation %d released, its %zu module%s closed", g->id, nmodules, nmodules == 1 ? "" : "s");
+        else
+            mlog("generation %d released", g->id);
     }
     /* The old state's large mappings, cached for reuse, and what loading
      * took from malloc (parse trees, CSV text) go back to the system: kept,
@@ -617,6 +623,8 @@ static int load_generation(master *m, bool reload, ld_config *given)
     g->live = true;
     heap_stats hs;
     heap_get_stats(&hs);
+    for (size_t i = 0; i < g->world.modules.n; i++)
+        mlog("generation %d: module %s loaded", g->id, g->world.modules.v[i].file);
     mlog("generation %d loaded: %zu DAGs, %zu state entries, %.1f MiB in the heap, gc %s%s", g->id,
          g->world.ndags, g->cfg.nstate, (double)hs.live_bytes / 1048576.0, gc_mode_name(g->cfg.gc.mode),
          g->cfg.gc.immortal ? " + immortal" : "");

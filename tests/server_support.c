@@ -1231,3 +1231,35 @@ void stop_process(pid_t pid)
         sleep_ms(1);
     }
 }
+
+double check_against_smaps(const server *srv)
+{
+    span ranges[4096];
+    int nr = state_ranges(srv->port, ranges, 4096);
+    assert_true(nr > 0);
+    json_t *doc = stats_sampled_after(srv->port, 2, now_ms()); /* idle from here on */
+    double worst = 0;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(doc, "workers"), i, w)
+    {
+        pid_t pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+        json_t *st = json_object_get(json_object_get(w, "memory"), "state");
+        long long pages = json_integer_value(json_object_get(st, "pages"));
+        long long priv = json_integer_value(json_object_get(st, "private_pages"));
+        long long shared = json_integer_value(json_object_get(st, "shared_pages"));
+        unsigned long long rss_kb, priv_kb, shared_kb;
+        smaps_state(pid, ranges, nr, &rss_kb, &priv_kb, &shared_kb);
+        print_message("worker pid %d: served %lld pages (%lld private, %lld shared); smaps %llu kB rss, %llu kB "
+                      "private, %llu kB shared\n",
+                      (int)pid, pages, priv, shared, rss_kb, priv_kb, shared_kb);
+        assert_true(pages > 0);
+        assert_int_equal((unsigned long long)pages * 4, rss_kb);
+        assert_int_equal((unsigned long long)priv * 4, priv_kb);
+        assert_int_equal((unsigned long long)shared * 4, shared_kb);
+        double share = (double)priv / (double)pages;
+        worst = share > worst ? share : worst;
+    }
+    json_decref(doc);
+    return worst;
+}

@@ -292,6 +292,11 @@ int state_ranges(int port, span *out, int cap);
 void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_kb, unsigned long long *private_kb,
                  unsigned long long *shared_kb);
 
+/* Every worker's served state figures equal smaps' over the same ranges
+ * (read once the server is idle and has sampled again; an admin config, 2
+ * workers); the worst private share is returned. */
+double check_against_smaps(const server *srv);
+
 /* }====================================================================== */
 
 /* Runs a shell command line (bounded by coreutils' timeout, so a hung tool

@@ -280,6 +280,8 @@ static bool code_default(const char *key, char *out, size_t len)
         snprintf(out, len, "%s", c.nstate ? "?" : "none");
     else if (strcmp(key, "dags") == 0)
         snprintf(out, len, "%s", c.ndags ? "?" : "none");
+    else if (strcmp(key, "modules") == 0)
+        snprintf(out, len, "%s", c.nmodules ? "?" : "[]");
     else if (strcmp(key, "state[].name") == 0 || strcmp(key, "state[].kind") == 0 ||
              strcmp(key, "state[].generate.count") == 0)
         snprintf(out, len, "required"); /* checked below: leaving it out is an error */
