@@ -202,6 +202,16 @@ fuzz: deps
 
 fuzz-bins: $(FUZZ_BINS)
 
+# The soak (bench/soak.sh): the default config served in each of
+# SOAK_MODE="tuned freeze+immortal" for SOAK_SECONDS=600, under mixed load
+# with a reload every SOAK_HUP=60 s; fails if memory grows, a good request
+# fails or a worker dies.  Results in OUT (build/soak: soak.csv, soak.png,
+# soak.md).
+SOAK_DEBS := curl python3
+soak: deps-bench $(BUILD)/cowdag
+	@$(MAKE) --no-print-directory install-debs WANT="$(SOAK_DEBS)"
+	@sh bench/soak.sh $(BUILD)
+
 run: all
 	$(BUILD)/cowdag serve -c config/cowdag.json
 
