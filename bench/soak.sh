@@ -23,8 +23,9 @@
 # The bound.  Workers are replaced by every reload, so like is compared
 # with like: for each worker slot, the last sample of each worker while it
 # was serving (its figures just before the next reload retired it), from
-# the first minute on; and the master's samples taken at least 20 s after
-# a reload (a reload holds two generations of state for a moment).  The
+# the first minute on; and the master's least sample in each generation's
+# time after the first minute (while it loads the next generation it holds
+# two states for a moment: the least is its figure between reloads).  The
 # least-squares slope of each series, times the soak's length after the
 # first minute, is the growth; it must stay within 2% of the series'
 # mean, and at least 20000 objects / 8 MiB (noise of in-flight requests

@@ -5,15 +5,18 @@ markdown; exit status 1 if the soak failed.
 
 Series, per mode: for each worker slot, the last sample of each worker
 (pid) while it was "ready", taken from the first minute on (one point per
-generation, just before the reload that retired it); and the master's
-samples taken at least 20 s after the reload before them.  Growth: the
+generation, just before the reload that retired it); and for the master,
+the least of its samples in each generation's time (from the first sample
+showing that generation's workers to the first showing the next's) that
+began after the first minute: while it loads the next generation the
+master holds both states for a moment, and the least sample is its
+steady figure between reloads.  Growth: the
 least-squares slope times (SECONDS - 60); allowed: max(2% of the series'
 mean, 20000 objects or 8 MiB)."""
 import csv
 import sys
 
 FIRST_MINUTE = 60.0
-SETTLE = 20.0
 SHARE = 0.02
 FLOOR = {"objects": 20000.0, "rss_mib": 8.0}
 
@@ -46,7 +49,6 @@ def main():
         for r in workers:
             g = int(r["generation"])
             gen_start.setdefault(g, float(r["time_s"]))
-        reloads = sorted(t for g, t in gen_start.items() if g > min(gen_start))
         series = {}
         last = {}
         for r in workers:
@@ -55,11 +57,14 @@ def main():
         for r in last.values():
             for key in ("objects", "rss_mib"):
                 series.setdefault(("worker %s" % r["slot"], key), []).append((float(r["time_s"]), float(r[key])))
-        for r in mrows:
-            t = float(r["time_s"])
-            before = [x for x in reloads if x <= t]
-            if r["process"] == "master" and t >= FIRST_MINUTE and (not before or t - before[-1] >= SETTLE):
-                series.setdefault(("master", "rss_mib"), []).append((t, float(r["rss_mib"])))
+        starts = sorted(gen_start.values())
+        for a, b in zip(starts, starts[1:] + [float("inf")]):
+            if a < FIRST_MINUTE:
+                continue
+            cycle = [(float(r["time_s"]), float(r["rss_mib"])) for r in mrows
+                     if r["process"] == "master" and a <= float(r["time_s"]) < b]
+            if cycle:
+                series.setdefault(("master", "rss_mib"), []).append(min(cycle, key=lambda p: p[1]))
         for (who, key), pts in sorted(series.items()):
             pts.sort()
             s = slope(pts)
