@@ -60,9 +60,16 @@ TEST_MODULES := $(BUILD)/tests/modules/libtestops.so $(BUILD)/tests/modules/libt
                 $(BUILD)/tests/modules/libnoversion.so $(BUILD)/tests/modules/libtwice.so \
                 $(BUILD)/tests/modules/libclash.so $(BUILD)/tests/modules/libundefined.so
 
+# The fuzzing harnesses (tests/fuzz/fuzz_NAME.c): `make test` links each
+# with tests/fuzz/replay.c and replays its checked-in corpus
+# (tests/fuzz/corpus/NAME/); `make fuzz` links them with libFuzzer.
+FUZZ_NAMES  := request dag config csv value
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/bin/fuzz_%)
+
 BENCH_BINS := $(BUILD)/bench/bench_heap $(BUILD)/bench/bench_dag $(BUILD)/bench/bare_server
 
-.PHONY: all modules deps deps-bench deps-peers install-debs test asan run bench bench-cow bench-peers cluster-demo docs clean
+.PHONY: all modules deps deps-bench deps-peers install-debs test asan fuzz fuzz-bins soak run bench bench-cow bench-peers cluster-demo docs clean
 
 all: deps $(BUILD)/cowdag $(EXAMPLE_MODULES)
 
@@ -181,6 +188,28 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) $(TEST_SUPPORT_OBJ) $(DYNLIST)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(filter %.o,$^) -o $@ $(EXPORT_API) $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
 
+# A harness's object, and the replay driver (which takes the harness's name
+# from its own: replay_NAME reads tests/fuzz/corpus/NAME/).
+$(BUILD)/tests-fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests-fuzz/replay.o: tests/fuzz/replay.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PC_CFLAGS) $(PC_TEST_CFLAGS) -c $< -o $@
+
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/tests-fuzz/fuzz_%.o) $(BUILD)/tests-fuzz/replay.o
+
+$(BUILD)/tests/replay_%: $(BUILD)/tests-fuzz/fuzz_%.o $(BUILD)/tests-fuzz/replay.o $(LIB_OBJ) $(TEST_SUPPORT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(PC_TEST) $(PC_LIBS) $(LDLIBS)
+
+# libFuzzer's build of a harness (`make fuzz`, BUILD=build/fuzz), linked
+# by the C++ driver, which brings UBSan's C++ runtime for the shims.
+$(BUILD)/bin/fuzz_%: $(BUILD)/tests-fuzz/fuzz_%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) $^ -fsanitize=fuzzer -o $@ $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ) $(DYNLIST)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $< $(LIB_OBJ) -o $@ $(EXPORT_API) $(LDFLAGS) $(PC_LIBS) $(LDLIBS)
@@ -194,17 +223,44 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ) $(DYNLIST)
 
 COWTEST_RECORDS ?= 300000
 STRESS_BINS := $(BUILD)/tests/test_heap $(BUILD)/tests/test_gc
-TEST_RUNS = $(foreach t,$(TEST_BINS),COWDAG=$(BUILD)/cowdag+$(t)) \
+TEST_RUNS = $(foreach t,$(TEST_BINS),COWDAG=$(BUILD)/cowdag+$(t)) $(REPLAY_BINS) \
             $(foreach t,$(STRESS_BINS),COWDAG_GC_STRESS=1+$(t)) \
             COWDAG=$(BUILD)/cowdag+COWTEST_RECORDS=$(COWTEST_RECORDS)+$(BUILD)/tests/test_cowtest
 
-test: all $(TEST_BINS) $(BUILD)/tests/test_cowtest
+test: all $(TEST_BINS) $(REPLAY_BINS) $(BUILD)/tests/test_cowtest
 	@sh tests/run.sh $(BUILD)/test-logs $(TEST_RUNS)
 
 # The sanitizer build: the same tests under ASan and UBSan.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPTFLAGS="-O1 -g -fno-omit-frame-pointer -DCOWDAG_GC_DEBUG" \
 	  SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" COWTEST_RECORDS=20000 test
+
+# Fuzzing: every harness of tests/fuzz/ built by clang with libFuzzer,
+# ASan and UBSan into build/fuzz/, then run FUZZ_SECONDS each (niced) from
+# its checked-in corpus; tests/fuzz/run.sh prints executions, corpus,
+# coverage and crashes per harness and fails on any crash, leaving the
+# reproducer in build/fuzz/crashes/NAME/.  FUZZ_SECONDS=60 FUZZ_HARNESSES="$(FUZZ_NAMES)".
+FUZZ_DEBS    := clang libclang-rt-dev
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= $(FUZZ_NAMES)
+fuzz: deps
+	@$(MAKE) --no-print-directory install-debs WANT="$(FUZZ_DEBS)"
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang CXX=clang++ \
+	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer -DCOWDAG_GC_DEBUG" \
+	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" fuzz-bins
+	@sh tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# The soak (bench/soak.sh): the default config served in each of
+# SOAK_MODE="tuned freeze+immortal" for SOAK_SECONDS=600, under mixed load
+# with a reload every SOAK_HUP=60 s; fails if memory grows, a good request
+# fails or a worker dies.  Results in OUT (build/soak: soak.csv, soak.png,
+# soak.md).
+SOAK_DEBS := curl python3
+soak: deps-bench $(BUILD)/cowdag
+	@$(MAKE) --no-print-directory install-debs WANT="$(SOAK_DEBS)"
+	@sh bench/soak.sh $(BUILD)
 
 run: all
 	$(BUILD)/cowdag serve -c config/cowdag.json

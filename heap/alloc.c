@@ -436,6 +436,25 @@ static uint64_t arena_live_bytes(const arena *a)
 
 void heap_trim(void) { cache_drop(); }
 
+static void walk_pool(pool *p, heap_walk_fn fn, void *arg);
+
+/* An object given up with its memory leaves the live counts (read only). */
+static void uncount(heap_obj *o, void *arg)
+{
+    (void)arg;
+    H.stats.objects--;
+    H.stats.objects_by_type[o->type]--;
+}
+
+/* The object of a large mapping, or NULL for raw memory. */
+static heap_obj *large_obj(const large_node *n)
+{
+    if (n->kind == KIND_RAW)
+        return NULL;
+    char *b = (char *)(n->base + sizeof(large_hdr));
+    return (heap_obj *)(b + (n->kind == KIND_GC ? sizeof(gc_link) : 0));
+}
+
 uint64_t heap_release_sealed_before(uint32_t seal)
 {
     gc__forget_sealed_before(seal); /* first: it reads the objects */
@@ -446,6 +465,11 @@ uint64_t heap_release_sealed_before(uint32_t seal)
             continue;
         uint64_t live = arena_live_bytes(a);
         H.stats.live_bytes -= live < H.stats.live_bytes ? live : H.stats.live_bytes;
+        for (uint32_t pi = 0; pi < a->ncarved; pi++) { /* the objects counted alive go too */
+            pool *p = (pool *)(a->base + (uintptr_t)pi * HEAP_POOL_SIZE);
+            if (p->nused && p->kind != KIND_RAW)
+                walk_pool(p, uncount, NULL);
+        }
         arena_release((int32_t)i);
         unmapped += HEAP_ARENA_SIZE;
     }
@@ -453,6 +477,9 @@ uint64_t heap_release_sealed_before(uint32_t seal)
         next = n->next;
         if (n->seal >= seal || n->epoch == H.epoch)
             continue;
+        heap_obj *o = large_obj(n);
+        if (o && o->rc != 0)
+            uncount(o, NULL);
         uintptr_t base = n->base;
         size_t ms = n->map_size;
         large_forget(n);
@@ -529,11 +556,8 @@ void heap_walk(heap_walk_fn fn, void *arg)
         }
     }
     for (large_node *n = H.large; n; n = n->next) {
-        if (n->kind == KIND_RAW)
-            continue;
-        char *b = (char *)(n->base + sizeof(large_hdr));
-        heap_obj *o = (heap_obj *)(b + (n->kind == KIND_GC ? sizeof(gc_link) : 0));
-        if (o->rc != 0)
+        heap_obj *o = large_obj(n);
+        if (o && o->rc != 0)
             fn(o, arg);
     }
 }

@@ -184,7 +184,8 @@ static bool mapped(uintptr_t lo, uintptr_t hi)
  * 2; a worker of generation 2 gives up every region of generation 1 --
  * exactly those bytes, none of which stays mapped -- and then works on its
  * own state: look-ups, allocation, collections of every generation (which
- * would fault on an old object left on the collector's lists).  With
+ * would fault on an old object left on the collector's lists), and no
+ * longer counts generation 1's objects alive.  With
  * freeze + immortal the state left is also made read-only first: giving up
  * the old state wrote nothing to the new. */
 static int reload_child_status(gc_mode mode, bool immortal)
@@ -200,6 +201,9 @@ static int reload_child_status(gc_mode mode, bool immortal)
     uint64_t first_bytes = 0;
     for (size_t i = 0; i < nfirst; i++)
         first_bytes += first[i].end - first[i].start;
+    heap_stats st;
+    heap_get_stats(&st);
+    uint64_t first_objects = st.objects; /* generation 1's */
     uint32_t seal = heap_seal();
     heap_obj *store = generation_state(43);
     gc_settle();
@@ -211,8 +215,13 @@ static int reload_child_status(gc_mode mode, bool immortal)
         signal(SIGSEGV, SIG_DFL);
         signal(SIGBUS, SIG_DFL);
         heap_after_fork();
+        heap_stats before, after;
+        heap_get_stats(&before);
         if (heap_release_sealed_before(seal) != first_bytes)
             _exit(93);
+        heap_get_stats(&after); /* generation 1's objects are no longer counted alive */
+        if (after.objects != before.objects - first_objects)
+            _exit(96);
         for (size_t i = 0; i < nfirst; i++)
             if (mapped(first[i].start, first[i].end))
                 _exit(94);
