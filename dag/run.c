@@ -32,6 +32,11 @@
 
 enum { F_PLANNED = 1, F_PROVIDED = 2, F_OUTPUT = 4, F_VISITED = 8 };
 
+/* Per node: its value, pending count, place in the order, the walk's next
+ * dependency and stack slot, and flags. */
+#define PLAN_CELL (sizeof(heap_obj *) + 4 * sizeof(uint32_t) + 1)
+#define SMALL_NODES 32
+
 typedef struct run {
     const dag *d;
     heap_obj **value;  /* per node: the held result */
@@ -42,6 +47,12 @@ typedef struct run {
     uint32_t *outputs;
     uint32_t noutputs;
     uint64_t base_bytes; /* heap live bytes when the run began */
+    /* The plan's arrays and the walk's stack, for a DAG of up to
+     * SMALL_NODES nodes: no allocation to make and free per request. */
+    union {
+        heap_obj *align;
+        unsigned char bytes[SMALL_NODES * PLAN_CELL];
+    } small;
 } run;
 
 static int failf(dag_fail *f, const char *code, const char *node, const char *fmt, ...)
@@ -116,9 +127,12 @@ static void run_release(run *r)
     if (r->value)
         for (uint32_t i = 0; i < r->norder; i++)
             heap_xdecref(r->value[r->order[i]]);
-    free(r->value);
+    if ((void *)r->value != (void *)r->small.bytes)
+        free(r->value);
     free(r->outputs);
-    *r = (run){0};
+    r->value = NULL;
+    r->outputs = NULL;
+    r->norder = r->noutputs = 0;
 }
 
 /* The walk: post-order along dependencies, not past provided nodes. */
@@ -193,12 +207,17 @@ static void plan_alloc(run *r, uint32_t **stack, uint32_t **next)
 {
     const dag *d = r->d;
     size_t cells = d->n ? d->n : 1;
-    r->value = base_calloc(cells, sizeof(heap_obj *) + 2 * sizeof(uint32_t) + 1 + sizeof(uint32_t));
+    if (cells <= SMALL_NODES) {
+        memset(r->small.bytes, 0, cells * PLAN_CELL);
+        r->value = (heap_obj **)r->small.bytes;
+    } else {
+        r->value = base_calloc(cells, PLAN_CELL);
+    }
     r->pending = (uint32_t *)(r->value + cells);
     r->order = r->pending + cells;
     *next = r->order + cells;
-    r->flags = (uint8_t *)(*next + cells);
-    *stack = base_malloc(cells * sizeof(uint32_t));
+    *stack = *next + cells;
+    r->flags = (uint8_t *)(*stack + cells);
     r->outputs = base_malloc(cells * sizeof(uint32_t));
 }
 
@@ -314,7 +333,6 @@ static int plan(run *r, heap_obj *req, dag_fail *fail)
     plan_overrides(r, &q, &p);
     for (uint32_t k = 0; k < r->noutputs; k++) /* even with problems: all of them in one answer */
         plan_walk(r, r->outputs[k], stack, next);
-    free(stack);
     plan_inputs(r, &q, &p);
     if (p.count) {
         /* Overrides and inputs converted so far are held outside the plan. */
@@ -408,7 +426,13 @@ int dag_run_value(const dag *d, heap_obj *request, const dag_run_opts *opts, dag
     uint64_t base = heap_live_bytes();
     heap_reset_peak();
     *res = (dag_result){0};
-    run r = {.d = d, .base_bytes = base};
+    run r; /* not zeroed whole: plan_alloc clears the part of `small` it uses */
+    r.d = d;
+    r.base_bytes = base;
+    r.value = NULL;
+    r.pending = r.order = r.outputs = NULL;
+    r.flags = NULL;
+    r.norder = r.noutputs = 0;
     if (plan(&r, request, fail) != DAG_OK)
         return DAG_ERR;
 
