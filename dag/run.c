@@ -322,7 +322,10 @@ static void plan_finish(run *r, const request *q)
  * values.  Every problem of the request is collected and answered at once. */
 static int plan(run *r, heap_obj *req, dag_fail *fail)
 {
-    problems p = {0};
+    problems p; /* not zeroed whole: 640 bytes of text a request */
+    p.len = 0;
+    p.count = p.rank = 0;
+    p.text[0] = p.node[0] = '\0';
     if (req && heap_type_of(req) != HT_DICT)
         return failf(fail, "type_error", NULL, "the request must be a JSON object");
     request q;
@@ -393,11 +396,14 @@ static int compute(run *r, uint32_t id, const dag_run_opts *opts, dag_fail *fail
     heap_obj **args = n->nargs <= 16 ? local : base_malloc(n->nargs * sizeof(heap_obj *));
     for (uint32_t k = 0; k < n->nargs; k++)
         args[k] = n->args[k].node == DAG_NONE ? n->args[k].literal : r->value[n->args[k].node];
-    dag_op_ctx ctx = {.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28),
-                      .max_bytes = opts ? opts->max_bytes : 0,
-                      .base_bytes = r->base_bytes,
-                      .deadline_ns = opts ? opts->deadline_ns : 0,
-                      .op = n->op};
+    dag_op_ctx ctx; /* member by member: a zeroed 256-byte message per op cost a memset */
+    ctx.code = NULL;
+    ctx.msg[0] = '\0';
+    ctx.max_elems = opts && opts->max_elems ? opts->max_elems : (1u << 28);
+    ctx.max_bytes = opts ? opts->max_bytes : 0;
+    ctx.base_bytes = r->base_bytes;
+    ctx.deadline_ns = opts ? opts->deadline_ns : 0;
+    ctx.op = n->op;
     heap_obj *out = NULL;
     int rc = n->op->run(&ctx, args, n->nargs, &n->params, &out);
     if (args != local)
