@@ -31,6 +31,8 @@
 #define DAG_E_OP "op_error"              /* the op cannot compute this (missing key, length mismatch) */
 #define DAG_E_LIMIT "limit_exceeded"     /* a result would exceed ctx->max_elems */
 
+/* dag/run.c sets every member before each op, one by one rather than by
+ * zeroing the struct (msg alone is 256 bytes): a new member is set there. */
 typedef struct dag_op_ctx {
     const char *code;  /* DAG_E_*, set by dag_op_fail */
     char msg[256];

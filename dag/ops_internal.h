@@ -230,10 +230,14 @@ static inline const int64_t *num_ints(num *v)
 
 static inline void num_free(num *v)
 {
-    free(v->ftmp);
-    free(v->itmp);
-    v->ftmp = NULL;
-    v->itmp = NULL;
+    if (v->ftmp) { /* usually neither: no call per row of a row_sum */
+        free(v->ftmp);
+        v->ftmp = NULL;
+    }
+    if (v->itmp) {
+        free(v->itmp);
+        v->itmp = NULL;
+    }
 }
 
 /* The length an elementwise op produces over operands that are sequences or

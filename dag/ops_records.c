@@ -154,19 +154,15 @@ int dag__op_field(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const da
     size_t n = is_dict ? heap_dict_len(recs) : heap_list_len(recs);
     if (limit_check(ctx, "field", n) != DAG_OK)
         return DAG_ERR;
-    heap_obj **vals = NULL, *ds_small[64], *vals_small[64];
+    heap_obj **vals = NULL, *vals_small[64];
     if (!is_dict) { /* a list of dicts: one batched look-up of the field */
+        heap_obj *const *ds = heap_list_items(recs);
         bool all_dicts = true;
         for (size_t j = 0; j < n && all_dicts; j++)
-            all_dicts = heap_type_of(heap_list_get(recs, j)) == HT_DICT;
+            all_dicts = heap_type_of(ds[j]) == HT_DICT;
         if (all_dicts) {
-            heap_obj **ds = n <= 64 ? ds_small : base_malloc(n * sizeof *ds);
             vals = n <= 64 ? vals_small : base_malloc(n * sizeof *vals);
-            for (size_t j = 0; j < n; j++)
-                ds[j] = heap_list_get(recs, j);
             heap_dicts_get_str_many(ds, n, name, vals);
-            if (ds != ds_small)
-                free(ds);
         }
     }
     heap_obj *res = heap_list_new(n);
@@ -208,12 +204,13 @@ int dag__op_row_sum(dag_op_ctx *ctx, heap_obj *const *args, size_t nargs, const 
         return DAG_ERR;
     /* Rows are independent: bring every row's items, then every item, into
      * cache before summing, so the misses overlap. */
+    heap_obj *const *row_at = heap_list_items(rows);
     for (size_t j = 0; j < n; j++)
-        heap_list_prefetch_items(heap_list_get(rows, j));
+        heap_list_prefetch_items(row_at[j]);
     for (size_t j = 0; j < n; j++)
-        heap_list_prefetch_elems(heap_list_get(rows, j));
+        heap_list_prefetch_elems(row_at[j]);
     for (size_t j = 0; j < n; j++) {
-        heap_obj *row = heap_list_get(rows, j);
+        heap_obj *row = row_at[j];
         num v;
         if (seq_load(ctx, "row_sum", "a row", row, &v) != DAG_OK) {
             char what[32]; /* the label only on failure: it costs a printf */

@@ -461,6 +461,20 @@ static void sink_flush(dag_writer *w)
     w->len = 0;
 }
 
+/* A memory writer's end, with room for n more bytes and the NUL after
+ * them: numbers are formatted straight into it. */
+static char *mem_room(dag_writer *w, size_t n)
+{
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (w->len + n + 1 > cap)
+            cap *= 2;
+        w->buf = base_realloc(w->buf, cap);
+        w->cap = cap;
+    }
+    return w->buf + w->len;
+}
+
 void dag_write(dag_writer *w, const char *s, size_t n)
 {
     if (w->flush) {
@@ -475,14 +489,7 @@ void dag_write(dag_writer *w, const char *s, size_t n)
         }
         return;
     }
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (w->len + n + 1 > cap)
-            cap *= 2;
-        w->buf = base_realloc(w->buf, cap);
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
+    memcpy(mem_room(w, n), s, n);
     w->len += n;
     w->buf[w->len] = '\0';
 }
@@ -572,6 +579,10 @@ void dag_write_double(dag_writer *w, double v)
         dag_write(w, "null", 4);
         return;
     }
+    if (!w->flush) { /* in place: dag_dtoa writes the NUL */
+        w->len += (size_t)dag_dtoa(v, mem_room(w, DAG_DTOA_BUF));
+        return;
+    }
     char buf[DAG_DTOA_BUF];
     int n = dag_dtoa(v, buf);
     dag_write(w, buf, (size_t)n);
@@ -579,6 +590,10 @@ void dag_write_double(dag_writer *w, double v)
 
 void dag_write_int(dag_writer *w, int64_t v)
 {
+    if (!w->flush) {
+        w->len += (size_t)dag_itoa(v, mem_room(w, DAG_ITOA_BUF));
+        return;
+    }
     char buf[DAG_ITOA_BUF];
     int n = dag_itoa(v, buf);
     dag_write(w, buf, (size_t)n);
@@ -705,7 +720,20 @@ bool dag_emitter_step(dag_emitter *e, dag_writer *w)
     }
     if (t == HT_ARRAY) { /* a run of numbers at a time */
         size_t end = f->n - f->i < DAG_EMIT_ARRAY_RUN ? f->n : f->i + DAG_EMIT_ARRAY_RUN;
-        if (heap_array_dtype(o) == HD_F64) {
+        if (heap_array_dtype(o) == HD_F64 && !w->flush) { /* room for the run, then in place */
+            const double *v = heap_array_f64(o);
+            char *p = mem_room(w, (end - f->i) * (DAG_DTOA_BUF + 1)), *start = p;
+            for (size_t i = f->i; i < end; i++) {
+                if (i)
+                    *p++ = ',';
+                if (isfinite(v[i]))
+                    p += dag_dtoa(v[i], p);
+                else
+                    memcpy(p, "null", 4), p += 4;
+            }
+            w->len += (size_t)(p - start);
+            *p = '\0';
+        } else if (heap_array_dtype(o) == HD_F64) {
             const double *v = heap_array_f64(o);
             for (size_t i = f->i; i < end; i++) {
                 if (i)

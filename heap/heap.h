@@ -184,6 +184,10 @@ bool heap_str_eq(const heap_obj *o, const char *s, size_t len);
 heap_obj *heap_list_new(size_t capacity);             /* new reference */
 size_t heap_list_len(const heap_obj *l);
 heap_obj *heap_list_get(const heap_obj *l, size_t i); /* borrowed */
+/* The items themselves, heap_list_len of them (borrowed; valid until the
+ * list changes): for loops over every item, without a call and a bounds
+ * check each. */
+heap_obj *const *heap_list_items(const heap_obj *l);
 void heap_list_append(heap_obj *l, heap_obj *item);   /* borrows item */
 void heap_list_append_new(heap_obj *l, heap_obj *item); /* steals item */
 void heap_list_set_new(heap_obj *l, size_t i, heap_obj *item); /* steals item */
