@@ -524,15 +524,26 @@ void heap__alloc_release(void)
 /* Visits the live objects of one pool: blocks below nextoffset that are
  * not on the free list and whose count is not zero (a block freed in an
  * inherited pool keeps its place with rc 0). */
+/* The blocks of a pool handed out at least once (those below nextoffset),
+ * with a bit set in isfree for each on the free list. */
+typedef uint8_t free_map[HEAP_POOL_SIZE / HEAP_ALIGN / 8];
+
+static size_t pool_free_map(const pool *p, free_map isfree)
+{
+    size_t bs = class_size(p->sclass);
+    memset(isfree, 0, sizeof(free_map));
+    for (char *f = p->freeblock; f; f = freelink(f)) {
+        size_t i = (size_t)(f - ((const char *)p + POOL_HDR)) / bs;
+        isfree[i / 8] |= (uint8_t)(1u << (i % 8));
+    }
+    return (p->nextoffset - POOL_HDR) / bs;
+}
+
 static void walk_pool(pool *p, heap_walk_fn fn, void *arg)
 {
     size_t bs = class_size(p->sclass);
-    size_t nblocks = (p->nextoffset - POOL_HDR) / bs;
-    uint8_t isfree[HEAP_POOL_SIZE / HEAP_ALIGN / 8] = {0};
-    for (char *f = p->freeblock; f; f = freelink(f)) {
-        size_t i = (size_t)(f - ((char *)p + POOL_HDR)) / bs;
-        isfree[i / 8] |= (uint8_t)(1u << (i % 8));
-    }
+    free_map isfree;
+    size_t nblocks = pool_free_map(p, isfree);
     for (size_t i = 0; i < nblocks; i++) {
         if (isfree[i / 8] & (1u << (i % 8)))
             continue;
@@ -615,12 +626,8 @@ static void pool_pages(const pool *p, heap_page_info *out)
     if (p->nused == 0)
         return;
     size_t bs = class_size(p->sclass);
-    size_t nblocks = (p->nextoffset - POOL_HDR) / bs;
-    uint8_t isfree[HEAP_POOL_SIZE / HEAP_ALIGN / 8] = {0};
-    for (char *f = p->freeblock; f; f = freelink(f)) {
-        size_t i = (size_t)(f - ((char *)p + POOL_HDR)) / bs;
-        isfree[i / 8] |= (uint8_t)(1u << (i % 8));
-    }
+    free_map isfree;
+    size_t nblocks = pool_free_map(p, isfree);
     for (size_t i = 0; i < nblocks; i++) {
         if (isfree[i / 8] & (1u << (i % 8)))
             continue;
