@@ -617,6 +617,17 @@ static int read_dag_pattern(loader *ld, const char *key, const char *pat, size_t
         return rc;
     }
 
+    /* Wildcards in the file name only: a folder wildcard would have glob(3)
+     * read every folder it can reach (a star in each of eight folders from
+     * the root walks the whole file system before the server starts). */
+    const char *slash = strrchr(pat, '/');
+    if (slash) {
+        char *folders = strndup(pat, (size_t)(slash - pat));
+        bool magic = folders && has_glob_magic(folders);
+        free(folders);
+        if (magic)
+            return fail(ld, key, "\"%s\": a glob's wildcards go in the file name only, as in \"dags/*.json\"", pat);
+    }
     char *full = glob_pattern(c->dir, pat);
     glob_t g;
     int rc = glob(full, GLOB_MARK, NULL, &g);

@@ -429,6 +429,22 @@ static void test_missing_literal_dag_file_is_an_error(void **state)
     assert_load_fails("missing-dag.json", tail);
 }
 
+/* A wildcard in a folder would have glob(3) walk every folder it reaches;
+ * only the file name may hold one. */
+static void test_dag_glob_wildcards_go_in_the_file_name_only(void **state)
+{
+    (void)state;
+    assert_parse_fails("{\"dags\": [\"dags/*.json\", \"/*/*/*/*/*.json\"]}",
+                       "dags[1]: \"/*/*/*/*/*.json\": a glob's wildcards go in the file name only, "
+                       "as in \"dags/*.json\"");
+    assert_parse_fails("{\"dags\": [\"d?gs/x.json\"]}",
+                       "dags[0]: \"d?gs/x.json\": a glob's wildcards go in the file name only, as in \"dags/*.json\"");
+    ld_config c;
+    parse_ok("{\"dags\": [\"dags/*.json\", \"*.nothing\"]}", &c);
+    assert_true(c.ndags > 0);
+    ld_config_free(&c);
+}
+
 static void test_duplicate_json_key_is_rejected_with_position(void **state)
 {
     (void)state;
@@ -681,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_unknown_state_kind_is_an_error),
         cmocka_unit_test(test_generate_needs_count_in_range),
         cmocka_unit_test(test_missing_literal_dag_file_is_an_error),
+        cmocka_unit_test(test_dag_glob_wildcards_go_in_the_file_name_only),
         cmocka_unit_test(test_duplicate_json_key_is_rejected_with_position),
         cmocka_unit_test(test_malformed_json_gives_line_and_column),
         cmocka_unit_test(test_top_level_array_is_an_error),
