@@ -215,6 +215,7 @@ static void bench_sample(void)
         nreg = heap_inherited_regions(reg, nreg);
         uint64_t t0 = base_now_us();
         srv_state_map *map = srv_state_map_new(reg, nreg);
+        srv_state_map_label(map);
         uint64_t build_us = base_now_us() - t0;
         for (int i = 0; i < N; i++) {
             srv_sample_worker(&mem, &gcf);
@@ -223,7 +224,8 @@ static void bench_sample(void)
             ms_copied copied;
             t0 = base_now_us();
             ms_rollup_read(0, &with.rollup);
-            srv_state_map_sample(map, &with.state, &copied);
+            bool labelled;
+            srv_state_map_sample(map, &with.state, &copied, &labelled);
             srv_gc_figures(&gcf);
             typed[i] = base_now_us() - t0;
         }

@@ -153,8 +153,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
-since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
 sleep_until() { sleep "$(awk -v t="$1" -v d="$2" -v n="$(now)" 'BEGIN { s = t + d - n; printf "%.3f", s < 0.05 ? 0.05 : s }')"; }
 
 # Waits up to $3 tenths of a second for the log of instance $1 to match the

@@ -104,8 +104,6 @@ start_server() {
   done
 }
 
-now() { date +%s.%N; }
-since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
 # Sleeps until $2 seconds after the time $1 (at least 0.05 s).
 sleep_until() { sleep "$(awk -v t="$1" -v d="$2" -v n="$(now)" 'BEGIN { s = t + d - n; printf "%.3f", s < 0.05 ? 0.05 : s }')"; }
 

@@ -2,6 +2,10 @@
 # by them (`. "$ROOT/bench/lib.sh"`).  They keep the master's pid in $srv
 # and its stderr in $tmp/log, and name themselves in $BENCH for messages.
 
+# The time, in seconds with a fraction, and the seconds since a time.
+now() { date +%s.%N; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
+
 # Every worker pid the log names, still alive and still ours, is killed:
 # the master is gone (or was SIGKILLed) by the time this runs.
 kill_orphans() {

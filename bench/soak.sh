@@ -74,8 +74,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
-since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
 
 # The default config, with this mode's gc, the soak's port, no access log,
 # and its relative paths made absolute (it is written elsewhere).

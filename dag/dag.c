@@ -25,7 +25,7 @@
 /* {  Small helpers                                                        */
 /* ====================================================================== */
 
-static bool valid_name(const char *s)
+bool dag_valid_name(const char *s)
 {
     if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
         return false;
@@ -405,7 +405,7 @@ static void load_input(loader *L, const char *name, const json_t *spec)
 {
     uint32_t id = add_node(L, name, DK_INPUT, spec);
     dag_node *n = &L->d->nodes[id];
-    if (!valid_name(name))
+    if (!dag_valid_name(name))
         dag_errors_add(L->errs, L->file, name, "input name must match [A-Za-z_][A-Za-z0-9_]*");
     if (!json_is_object(spec)) {
         dag_errors_add(L->errs, L->file, name, "an input is declared as {\"type\": T, \"default\"?: V}");
@@ -620,7 +620,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
             dag_errors_add(errs, file, NULL, "unknown key '%s'", key);
     }
     const char *name = json_string_value(json_object_get(doc, "name"));
-    if (!valid_name(name))
+    if (!dag_valid_name(name))
         dag_errors_add(errs, file, NULL, "\"name\" must be a string matching [A-Za-z_][A-Za-z0-9_]*");
     d->name = base_strdup(name);
     d->description = base_strdup(json_string_value(json_object_get(doc, "description")));
@@ -637,7 +637,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
     else
         json_object_foreach((json_t *)nodes, key, v)
         {
-            if (!valid_name(key))
+            if (!dag_valid_name(key))
                 dag_errors_add(errs, file, key, "node name must match [A-Za-z_][A-Za-z0-9_]*");
             load_plain_node(&L, key, v, state_names, nstate);
         }
@@ -648,7 +648,7 @@ dag *dag_load_json(const json_t *doc, const char *file, const char *const *state
         json_array_foreach(families, k, v) load_family(&L, v, k);
     }
     for (uint32_t id = 0; id < d->n; id++)
-        if (L.family_args[id] && !valid_name(d->nodes[id].name))
+        if (L.family_args[id] && !dag_valid_name(d->nodes[id].name))
             dag_errors_add(errs, file, d->nodes[id].name, "node name must match [A-Za-z_][A-Za-z0-9_]*");
 
     /* Phase 2: names, arguments, ops. */

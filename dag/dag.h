@@ -98,6 +98,10 @@ void dag_free(dag *d);
 uint32_t dag_find(const dag *d, const char *name);
 const char *dag_kind_name(dag_kind k);
 
+/* Whether s is a name DAG files may use for a node, an input, a param or
+ * an op: a letter or '_', then letters, digits and '_'. */
+bool dag_valid_name(const char *s);
+
 /* --- running ---------------------------------------------------------------- */
 
 /* What went wrong with a request or a run: the error body of README.md,

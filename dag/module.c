@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "dag/dag.h"
 #include "dag/ops_internal.h"
 #include "include/cowdag_module.h"
 
@@ -138,16 +139,6 @@ const char *cowdag_type_name(cowdag_type t)
     return (unsigned)t < sizeof type_names / sizeof *type_names ? type_names[t] : "?";
 }
 
-static bool valid_name(const char *s)
-{
-    if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
-        return false;
-    for (s++; *s; s++)
-        if (!(isalnum((unsigned char)*s) || *s == '_'))
-            return false;
-    return true;
-}
-
 __attribute__((format(printf, 2, 3))) static int reg_fail(cowdag_module *m, const char *fmt, ...)
 {
     if (!m->err[0]) {
@@ -190,7 +181,7 @@ static char *compose_doc(const modop *o, const char *doc)
 
 int cowdag_register_op(cowdag_module *m, const cowdag_op_def *def)
 {
-    if (!def || !valid_name(def->name))
+    if (!def || !dag_valid_name(def->name))
         return reg_fail(m, "op '%s': a name must match [A-Za-z_][A-Za-z0-9_]*",
                         def && def->name ? def->name : "(null)");
     char buf[256];
@@ -211,7 +202,7 @@ int cowdag_register_op(cowdag_module *m, const cowdag_op_def *def)
             nreq++;
     }
     for (const cowdag_param_spec *p = def->params; p && p->name; p++, nparams++)
-        if (!valid_name(p->name) || (unsigned)p->type > COWDAG_PARAM_STRLIST)
+        if (!dag_valid_name(p->name) || (unsigned)p->type > COWDAG_PARAM_STRLIST)
             return reg_fail(m, "op '%s': param '%s': a bad name or type", def->name, p->name);
 
     modop *o = base_calloc(1, sizeof *o);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,39 +90,48 @@ void srv_sample_master(ms_sample *mem, uint64_t *state_bytes, uint64_t *state_pa
 struct srv_state_map {
     heap_region *regions;
     size_t n;
-    ms_page_label *labels; /* every region's pages, one after another */
+    ms_page_label *labels; /* every region's pages, one after another; NULL until labelled */
 };
 
 srv_state_map *srv_state_map_new(const heap_region *regions, size_t n)
 {
     srv_state_map *m = calloc(1, sizeof *m);
+    if (m)
+        m->regions = malloc((n ? n : 1) * sizeof *m->regions);
+    if (!m || !m->regions) {
+        srv_state_map_free(m);
+        return NULL;
+    }
+    memcpy(m->regions, regions, n * sizeof *regions);
+    m->n = n;
+    return m;
+}
+
+int srv_state_map_label(srv_state_map *m)
+{
     size_t npages = 0, most = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = (regions[i].end - regions[i].start) / HEAP_PAGE_SIZE;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t k = (m->regions[i].end - m->regions[i].start) / HEAP_PAGE_SIZE;
         npages += k;
         most = k > most ? k : most;
     }
     heap_page_info *info = malloc((most ? most : 1) * sizeof *info);
-    if (m) {
-        m->regions = malloc((n ? n : 1) * sizeof *m->regions);
-        m->labels = malloc((npages ? npages : 1) * sizeof *m->labels);
-    }
-    if (!m || !m->regions || !m->labels || !info) {
+    ms_page_label *labels = malloc((npages ? npages : 1) * sizeof *labels);
+    if (!info || !labels) {
         free(info);
-        srv_state_map_free(m);
-        return NULL;
+        free(labels);
+        return MS_ERR;
     }
-    m->n = n;
-    ms_page_label *l = m->labels;
-    for (size_t i = 0; i < n; i++) {
-        m->regions[i] = regions[i];
-        size_t k = (regions[i].end - regions[i].start) / HEAP_PAGE_SIZE;
-        heap_region_pages(&regions[i], info);
+    ms_page_label *l = labels;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t k = (m->regions[i].end - m->regions[i].start) / HEAP_PAGE_SIZE;
+        heap_region_pages(&m->regions[i], info);
         for (size_t j = 0; j < k; j++)
             *l++ = (ms_page_label){.types = info[j].types, .region = info[j].region};
     }
     free(info);
-    return m;
+    m->labels = labels;
+    return MS_OK;
 }
 
 void srv_state_map_free(srv_state_map *m)
@@ -133,7 +143,7 @@ void srv_state_map_free(srv_state_map *m)
     free(m);
 }
 
-int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied)
+int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied, bool *labelled)
 {
     enum { CHUNK = 4096 };
     uint64_t buf[CHUNK];
@@ -153,16 +163,19 @@ int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *cop
             rc = ms_pagemap_entries_fd(fd, page + done, c, buf);
             if (rc == MS_OK) {
                 ms_pagemap_classify(buf, c, zero_pfn, pages);
-                ms_copied_add(buf, l + done, c, copied);
+                if (l)
+                    ms_copied_add(buf, l + done, c, copied);
             }
         }
-        l += k;
+        if (l)
+            l += k;
     }
     close(fd);
     if (rc != MS_OK) {
         *pages = (ms_pages){0};
         *copied = (ms_copied){0};
     }
+    *labelled = rc == MS_OK && m->labels;
     return rc;
 }
 
@@ -175,7 +188,8 @@ int srv_state_copied(ms_pages *pages, ms_copied *copied)
     n = heap_inherited_regions(r, n);
     srv_state_map *m = srv_state_map_new(r, n);
     free(r);
-    int rc = m ? srv_state_map_sample(m, pages, copied) : MS_ERR;
+    bool labelled = false;
+    int rc = m && srv_state_map_label(m) == MS_OK ? srv_state_map_sample(m, pages, copied, &labelled) : MS_ERR;
     srv_state_map_free(m);
     return rc;
 }
@@ -184,8 +198,7 @@ int srv_state_copied(ms_pages *pages, ms_copied *copied)
 
 struct srv_sampler {
     int interval_ms;
-    heap_region *regions; /* the inherited regions, taken at start */
-    size_t nregions;
+    srv_state_map *map; /* the inherited regions, taken at start */
     ms_entry *e;
     atomic_uint_fast64_t count;
 };
@@ -193,21 +206,13 @@ struct srv_sampler {
 static void *sampler_main(void *arg)
 {
     srv_sampler *s = arg;
-    srv_state_map *map = NULL;
     for (bool first = true;; first = false) {
         ms_sample mem = {0};
         uint64_t t0 = base_now_ns();
         ms_rollup_read(0, &mem.rollup);
-        if (map) {
-            mem.copied_known = srv_state_map_sample(map, &mem.state, &mem.copied) == MS_OK;
-        } else {
-            ms_range *ranges = malloc((s->nregions ? s->nregions : 1) * sizeof *ranges);
-            for (size_t i = 0; ranges && i < s->nregions; i++)
-                ranges[i] = (ms_range){s->regions[i].start, s->regions[i].end};
-            if (ranges)
-                ms_pagemap_count(0, ranges, s->nregions, &mem.state);
-            free(ranges);
-        }
+        bool labelled = false;
+        srv_state_map_sample(s->map, &mem.state, &mem.copied, &labelled);
+        mem.copied_known = labelled;
         uint64_t t1 = base_now_ns();
         mem.at_ms = t1 / 1000000u; /* base/clock.h: comparable across processes */
         mem.cost_us = (t1 - t0) / 1000u;
@@ -215,11 +220,11 @@ static void *sampler_main(void *arg)
         s->e->mem = mem;
         ms_sb_write_end(&s->e->mem_seq);
         atomic_fetch_add_explicit(&s->count, 1, memory_order_release);
-        /* After the first sample, the map: this thread reads the inherited
-         * layout once (1.6 s for 1 GiB of records), so neither the heap's
-         * thread nor the first figures wait for it. */
+        /* After the first sample, the labels: this thread reads the
+         * inherited layout once (1.6 s for 1 GiB of records), so neither the
+         * heap's thread nor the first figures wait for it. */
         if (first)
-            map = srv_state_map_new(s->regions, s->nregions);
+            srv_state_map_label(s->map);
         base_sleep_until_ns(t0 + (uint64_t)s->interval_ms * 1000000u);
     }
     return NULL;
@@ -234,13 +239,16 @@ srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e)
         return NULL;
     s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
     s->e = e;
-    s->nregions = heap_inherited_regions(NULL, 0);
-    s->regions = malloc((s->nregions ? s->nregions : 1) * sizeof *s->regions);
-    if (!s->regions) {
+    size_t n = heap_inherited_regions(NULL, 0);
+    heap_region *r = malloc((n ? n : 1) * sizeof *r);
+    if (r)
+        n = heap_inherited_regions(r, n);
+    s->map = r ? srv_state_map_new(r, n) : NULL;
+    free(r);
+    if (!s->map) {
         free(s);
         return NULL;
     }
-    s->nregions = heap_inherited_regions(s->regions, s->nregions);
     atomic_init(&s->count, 0);
     pthread_t t;
     pthread_attr_t attr;
@@ -249,7 +257,7 @@ srv_sampler *srv_sampler_start(int interval_ms, ms_entry *e)
     int rc = pthread_create(&t, &attr, sampler_main, s);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        free(s->regions);
+        srv_state_map_free(s->map);
         free(s);
         return NULL;
     }

@@ -36,13 +36,18 @@ uint64_t srv_sampler_count(const srv_sampler *s);
  * attributes the private pages the pagemap shows without walking objects. */
 typedef struct srv_state_map srv_state_map;
 
-/* The map of the given inherited regions; NULL when out of memory.  Reads
- * only inherited memory: safe on a thread beside the heap's. */
+/* A map of the given inherited regions, not yet labelled (copies the
+ * region list only); NULL when out of memory. */
 srv_state_map *srv_state_map_new(const heap_region *regions, size_t n);
+/* Labels every page from the heap's layout.  Reads only inherited memory:
+ * safe on a thread beside the heap's.  MS_OK, or MS_ERR when out of memory
+ * (the map stays unlabelled). */
+int srv_state_map_label(srv_state_map *m);
 void srv_state_map_free(srv_state_map *m);
-/* One pagemap pass over the map's pages: their sharing into *pages and the
- * private ones by type and region into *copied.  MS_OK or MS_ERR. */
-int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied);
+/* One pagemap pass over the map's pages: their sharing into *pages and,
+ * once the map is labelled, the private ones by type and region into
+ * *copied (*labelled says which).  MS_OK or MS_ERR. */
+int srv_state_map_sample(const srv_state_map *m, ms_pages *pages, ms_copied *copied, bool *labelled);
 
 /* The same for this process's inherited state now, on the heap's thread
  * (cowdag cowtest). */

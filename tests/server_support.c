@@ -1232,6 +1232,24 @@ void stop_process(pid_t pid)
     }
 }
 
+void run_dag_random_ids(int port, const char *name, int n)
+{
+    unsigned x = 12345;
+    for (int q = 0; q < n; q++) {
+        char body[512];
+        int len = snprintf(body, sizeof body, "{\"inputs\": {\"ids\": [");
+        for (int k = 0; k < 32; k++) {
+            x = x * 1103515245u + 12345u;
+            len += snprintf(body + len, sizeof body - (size_t)len, "%s%u", k ? "," : "", (x >> 8) % 20000);
+        }
+        snprintf(body + len, sizeof body - (size_t)len, "]}}");
+        reply r;
+        assert_int_equal(run_dag(port, name, body, &r), 0);
+        expect_status(&r, 200);
+        reply_free(&r);
+    }
+}
+
 double check_against_smaps(const server *srv)
 {
     span ranges[4096];

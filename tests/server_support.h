@@ -297,6 +297,10 @@ void smaps_state(pid_t pid, const span *ranges, int n, unsigned long long *rss_k
  * workers); the worst private share is returned. */
 double check_against_smaps(const server *srv);
 
+/* n requests of DAG `name`, each {"inputs": {"ids": [32 ids]}} with ids
+ * drawn from 0..19999 by a fixed generator, every answer a 200. */
+void run_dag_random_ids(int port, const char *name, int n);
+
 /* }====================================================================== */
 
 /* Runs a shell command line (bounded by coreutils' timeout, so a hung tool

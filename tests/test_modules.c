@@ -785,20 +785,7 @@ static void module_ops_keep_freeze_immortal_state_shared(void **state)
     start_with_modules(NULL, ", \"admin\": true, \"gc\": {\"mode\": \"freeze\", \"immortal\": true}");
     pid_t pids[MAX_PIDS];
     assert_int_equal(wait_workers(&T.srv, 2, HANG_MS, pids), 2);
-    unsigned x = 12345;
-    for (int q = 0; q < 2000; q++) {
-        char body[512];
-        int len = snprintf(body, sizeof body, "{\"inputs\": {\"ids\": [");
-        for (int k = 0; k < 32; k++) {
-            x = x * 1103515245u + 12345u;
-            len += snprintf(body + len, sizeof body - (size_t)len, "%s%u", k ? "," : "", (x >> 8) % 20000);
-        }
-        snprintf(body + len, sizeof body - (size_t)len, "]}}");
-        reply r;
-        assert_int_equal(run_dag(T.srv.port, "score", body, &r), 0);
-        expect_status(&r, 200);
-        reply_free(&r);
-    }
+    run_dag_random_ids(T.srv.port, "score", 2000);
     double worst = check_against_smaps(&T.srv);
     print_message("the worst worker's private share of the state: %.4f%%\n", 100 * worst);
     assert_true(worst <= 0.01);
